@@ -1,0 +1,28 @@
+//! Compiles `article/v1/article.proto` with protox (pure Rust, so no system
+//! `protoc` is needed) and feeds the descriptors to tonic-prost-build.
+//!
+//! Server code is generated only with the `server` feature, so the wasm32
+//! build carries the client alone. Transport helpers (`connect`) only with
+//! `transport`.
+
+use std::{env, path::PathBuf};
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto = "article/v1/article.proto";
+    println!("cargo:rerun-if-changed={proto}");
+    let fds = protox::compile([proto], ["."])?;
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    // The descriptor set feeds server reflection.
+    std::fs::write(out.join("article_descriptor.bin"), fds.encode_to_vec())?;
+
+    let server = env::var_os("CARGO_FEATURE_SERVER").is_some();
+    let transport = env::var_os("CARGO_FEATURE_TRANSPORT").is_some();
+    tonic_prost_build::configure()
+        .build_server(server)
+        .build_client(true)
+        .build_transport(transport)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! The `article.v1.ArticleService` gRPC surface: converts between protobuf
+//! and the domain in one place and maps every error through
+//! `From<ArticleError> for Status`.
+
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use prost_types::Timestamp;
+use proto::v1::{self as pb, article_event::Event, article_service_server::ArticleService};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{
+    Article, ArticleDraft, ArticleError, FieldViolation, ListQuery,
+    store::{ArticleStore, Change, ChangeKind},
+    watch::{ChangeFeed, WatchItem},
+};
+use crate::auth::Tokens;
+
+/// Most articles one `ImportArticles` call may carry.
+pub const MAX_IMPORT_ARTICLES: usize = 100_000;
+
+/// The gRPC implementation, cheap to clone.
+#[derive(Clone)]
+pub struct ArticleGrpc {
+    store: Arc<dyn ArticleStore>,
+    feed: ChangeFeed,
+    tokens: Arc<Tokens>,
+}
+
+impl ArticleGrpc {
+    pub fn new(store: Arc<dyn ArticleStore>, feed: ChangeFeed, tokens: Arc<Tokens>) -> Self {
+        Self {
+            store,
+            feed,
+            tokens,
+        }
+    }
+}
+
+fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    })
+}
+
+impl From<Article> for pb::Article {
+    fn from(a: Article) -> Self {
+        Self {
+            id: a.id,
+            title: a.title,
+            content: a.content,
+            create_time: timestamp(a.create_time),
+            update_time: timestamp(a.update_time),
+            author: a.author,
+            tags: a.tags,
+            version: a.version,
+        }
+    }
+}
+
+impl TryFrom<pb::CreateArticleRequest> for ArticleDraft {
+    type Error = Vec<FieldViolation>;
+
+    fn try_from(r: pb::CreateArticleRequest) -> Result<Self, Self::Error> {
+        ArticleDraft::new(&r.title, r.content, r.tags)
+    }
+}
+
+impl TryFrom<pb::ListArticlesRequest> for ListQuery {
+    type Error = Vec<FieldViolation>;
+
+    fn try_from(r: pb::ListArticlesRequest) -> Result<Self, Self::Error> {
+        ListQuery::new(r.page, r.page_size, r.query, r.tag)
+    }
+}
+
+impl From<&Change> for pb::ArticleEvent {
+    fn from(c: &Change) -> Self {
+        let event = match &c.kind {
+            ChangeKind::Created(a) => Event::Created(a.clone().into()),
+            ChangeKind::Updated { article, .. } => Event::Updated(article.clone().into()),
+            ChangeKind::Deleted { id, .. } => Event::DeletedId(*id),
+        };
+        Self {
+            event: Some(event),
+            sequence: c.sequence,
+        }
+    }
+}
+
+fn positive_id(id: i64) -> Result<i64, ArticleError> {
+    if id > 0 {
+        Ok(id)
+    } else {
+        Err(ArticleError::validation(vec![FieldViolation::new(
+            "id",
+            "id must be a positive number",
+        )]))
+    }
+}
+
+#[tonic::async_trait]
+impl ArticleService for ArticleGrpc {
+    async fn list_articles(
+        &self,
+        request: Request<pb::ListArticlesRequest>,
+    ) -> Result<Response<pb::ListArticlesResponse>, Status> {
+        let query = ListQuery::try_from(request.into_inner()).map_err(ArticleError::validation)?;
+        let page = self.store.list(&query).await?;
+        Ok(Response::new(pb::ListArticlesResponse {
+            articles: page.articles.into_iter().map(Into::into).collect(),
+            total_count: page.total_count,
+        }))
+    }
+
+    async fn get_article(
+        &self,
+        request: Request<pb::GetArticleRequest>,
+    ) -> Result<Response<pb::GetArticleResponse>, Status> {
+        let id = request.into_inner().id;
+        let article = self.store.get(id).await?;
+        Ok(Response::new(pb::GetArticleResponse {
+            article: Some(article.into()),
+        }))
+    }
+
+    async fn create_article(
+        &self,
+        request: Request<pb::CreateArticleRequest>,
+    ) -> Result<Response<pb::CreateArticleResponse>, Status> {
+        let author = self.tokens.authenticate(request.metadata())?;
+        let draft =
+            ArticleDraft::try_from(request.into_inner()).map_err(ArticleError::validation)?;
+        let article = self.store.create(&author, draft).await?;
+        Ok(Response::new(pb::CreateArticleResponse {
+            article: Some(article.into()),
+        }))
+    }
+
+    async fn update_article(
+        &self,
+        request: Request<pb::UpdateArticleRequest>,
+    ) -> Result<Response<pb::UpdateArticleResponse>, Status> {
+        self.tokens.authenticate(request.metadata())?;
+        let r = request.into_inner();
+        let mut violations = match ArticleDraft::new(&r.title, r.content, r.tags) {
+            Ok(draft) if r.expected_version >= 0 => {
+                let article = self
+                    .store
+                    .update(positive_id(r.id)?, draft, r.expected_version)
+                    .await?;
+                return Ok(Response::new(pb::UpdateArticleResponse {
+                    article: Some(article.into()),
+                }));
+            }
+            Ok(_) => Vec::new(),
+            Err(violations) => violations,
+        };
+        if r.expected_version < 0 {
+            violations.push(FieldViolation::new(
+                "expected_version",
+                "expected_version must not be negative",
+            ));
+        }
+        Err(ArticleError::validation(violations).into())
+    }
+
+    async fn delete_article(
+        &self,
+        request: Request<pb::DeleteArticleRequest>,
+    ) -> Result<Response<pb::DeleteArticleResponse>, Status> {
+        self.tokens.authenticate(request.metadata())?;
+        self.store.delete(request.into_inner().id).await?;
+        Ok(Response::new(pb::DeleteArticleResponse {}))
+    }
+
+    type WatchArticlesStream =
+        futures::stream::BoxStream<'static, Result<pb::ArticleEvent, Status>>;
+
+    async fn watch_articles(
+        &self,
+        request: Request<pb::WatchArticlesRequest>,
+    ) -> Result<Response<Self::WatchArticlesStream>, Status> {
+        let r = request.into_inner();
+        // Subscribed before we return, so the response headers announce a
+        // live subscription.
+        let stream = self.feed.subscribe(r.tag, r.after_sequence).await?;
+        let stream = stream
+            .map(|item| match item {
+                Ok(WatchItem::Change(change)) => Ok(pb::ArticleEvent::from(&*change)),
+                Ok(WatchItem::Heartbeat(sequence)) => Ok(pb::ArticleEvent {
+                    event: Some(Event::Heartbeat(pb::Heartbeat {})),
+                    sequence,
+                }),
+                Err(err) => Err(Status::from(err)),
+            })
+            .boxed();
+        Ok(Response::new(stream))
+    }
+
+    async fn import_articles(
+        &self,
+        request: Request<Streaming<pb::CreateArticleRequest>>,
+    ) -> Result<Response<pb::ImportArticlesResponse>, Status> {
+        let author = self.tokens.authenticate(request.metadata())?;
+        let mut messages = request.into_inner();
+        let mut drafts = Vec::new();
+        let mut index = 0usize;
+        while let Some(message) = messages.try_next().await? {
+            if drafts.len() == MAX_IMPORT_ARTICLES {
+                return Err(Status::resource_exhausted(format!(
+                    "an import may carry at most {MAX_IMPORT_ARTICLES} articles; split it"
+                )));
+            }
+            match ArticleDraft::try_from(message) {
+                Ok(draft) => drafts.push(draft),
+                Err(violations) => {
+                    let summary = violations
+                        .iter()
+                        .map(|v| v.description.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    let violations = violations
+                        .into_iter()
+                        .map(|v| {
+                            FieldViolation::new(
+                                v.field,
+                                format!("message {index}: {}", v.description),
+                            )
+                        })
+                        .collect();
+                    return Err(ArticleError::Validation {
+                        message: format!(
+                            "message {index} is invalid, nothing was imported: {summary}"
+                        ),
+                        violations,
+                    }
+                    .into());
+                }
+            }
+            index += 1;
+        }
+        let created = self.store.import(&author, drafts).await?;
+        Ok(Response::new(pb::ImportArticlesResponse {
+            created_count: created.len() as i32,
+            ids: created.into_iter().map(|a| a.id).collect(),
+        }))
+    }
+}

@@ -1,0 +1,472 @@
+//! SQLite storage (sqlx), the embedded default. All SQLite dialect lives
+//! here: WAL with `synchronous=FULL` so an acknowledged write survives a
+//! crash, `BEGIN IMMEDIATE` for writes so concurrent writers queue instead
+//! of failing, and `sqlite::memory:` on a single shared connection.
+
+use std::{str::FromStr, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{
+    Row, Sqlite, SqlitePool, Transaction,
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
+};
+use tokio::sync::Notify;
+
+use super::{
+    Article, ArticleDraft, ArticleError, ListQuery, Page,
+    store::{ArticleStore, Change, ChangeKind, SequenceBounds, StoreResult},
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+const ARTICLE_COLUMNS: &str = "id, title, content, author, tags, create_time, update_time, version";
+
+/// Articles in one SQLite database.
+pub struct SqliteStore {
+    pool: SqlitePool,
+    retain: i64,
+    committed: Arc<Notify>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database at `url`:
+    /// `sqlite://FILE`, `sqlite:FILE`, a plain path, or `sqlite::memory:`.
+    /// `retain` is how many recent changes the change log keeps.
+    pub async fn open(url: &str, retain: u64) -> anyhow::Result<Self> {
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = if url.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url)?
+        } else {
+            SqliteConnectOptions::new().filename(url)
+        };
+        let options = options
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let options = if memory {
+            options
+        } else {
+            options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+        };
+        // An in-memory database lives and dies with its connection: keep
+        // exactly one, forever.
+        let pool = if memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(8)
+        }
+        .connect_with(options)
+        .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self {
+            pool,
+            retain: retain.max(1000) as i64,
+            committed: Arc::new(Notify::new()),
+        })
+    }
+
+    async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn commit(&self, tx: Transaction<'static, Sqlite>) -> StoreResult<()> {
+        tx.commit().await?;
+        self.committed.notify_one();
+        Ok(())
+    }
+
+    async fn insert(
+        tx: &mut Transaction<'static, Sqlite>,
+        author: &str,
+        draft: &ArticleDraft,
+        now: i64,
+    ) -> StoreResult<Article> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO articles (title, content, author, tags, search_text, create_time, update_time, version)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 1) RETURNING {ARTICLE_COLUMNS}"
+        ))
+        .bind(draft.title())
+        .bind(draft.content())
+        .bind(author)
+        .bind(draft.tags().join(","))
+        .bind(search_text(draft))
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?;
+        let article = article_from_row(&row)?;
+        insert_tags(tx, article.id, draft.tags()).await?;
+        Ok(article)
+    }
+
+    async fn record(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        kind: &str,
+        article: Option<&Article>,
+        id: i64,
+        old_tags: Option<&[String]>,
+    ) -> StoreResult<()> {
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO article_events
+               (kind, article_id, title, content, author, tags, create_time, update_time, version, old_tags)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+        )
+        .bind(kind)
+        .bind(id)
+        .bind(article.map(|a| a.title.as_str()))
+        .bind(article.map(|a| a.content.as_str()))
+        .bind(article.map(|a| a.author.as_str()))
+        .bind(article.map(|a| a.tags.join(",")))
+        .bind(article.map(|a| micros(a.create_time)))
+        .bind(article.map(|a| micros(a.update_time)))
+        .bind(article.map(|a| a.version))
+        .bind(old_tags.map(|t| t.join(",")))
+        .fetch_one(&mut **tx)
+        .await?;
+        sqlx::query("DELETE FROM article_events WHERE seq <= ?")
+            .bind(seq - self.retain)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ArticleStore for SqliteStore {
+    async fn list(&self, query: &ListQuery) -> StoreResult<Page> {
+        const FILTER: &str = "FROM articles a
+            WHERE (?1 = '' OR instr(a.search_text, ?1) > 0)
+              AND (?2 = '' OR EXISTS (SELECT 1 FROM article_tags t WHERE t.article_id = a.id AND t.tag = ?2))";
+        let needle = query.text.to_lowercase();
+        // Both statements read one snapshot, so the count matches the page.
+        let mut tx = self.pool.begin().await?;
+        let total_count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {FILTER}"))
+            .bind(&needle)
+            .bind(&query.tag)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {ARTICLE_COLUMNS} {FILTER} ORDER BY a.create_time DESC, a.id DESC LIMIT ?3 OFFSET ?4"
+        ))
+        .bind(&needle)
+        .bind(&query.tag)
+        .bind(i64::from(query.page_size))
+        .bind(i64::try_from(query.offset()).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let articles = rows
+            .iter()
+            .map(article_from_row)
+            .collect::<StoreResult<_>>()?;
+        Ok(Page {
+            articles,
+            total_count,
+        })
+    }
+
+    async fn get(&self, id: i64) -> StoreResult<Article> {
+        let row = sqlx::query(&format!(
+            "SELECT {ARTICLE_COLUMNS} FROM articles WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(ArticleError::NotFound(id))?;
+        article_from_row(&row)
+    }
+
+    async fn create(&self, author: &str, draft: ArticleDraft) -> StoreResult<Article> {
+        let mut tx = self.write_tx().await?;
+        let article = Self::insert(&mut tx, author, &draft, now_micros()).await?;
+        self.record(&mut tx, "created", Some(&article), article.id, None)
+            .await?;
+        self.commit(tx).await?;
+        Ok(article)
+    }
+
+    async fn update(
+        &self,
+        id: i64,
+        draft: ArticleDraft,
+        expected_version: i64,
+    ) -> StoreResult<Article> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT version, tags FROM articles WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(ArticleError::NotFound(id))?;
+        let version: i64 = row.try_get("version")?;
+        let old_tags = split_tags(row.try_get("tags")?);
+        if expected_version != 0 && expected_version != version {
+            return Err(ArticleError::VersionConflict {
+                id,
+                expected: expected_version,
+                actual: version,
+            });
+        }
+        let row = sqlx::query(&format!(
+            "UPDATE articles SET title = ?, content = ?, tags = ?, search_text = ?, update_time = ?, version = version + 1
+             WHERE id = ? RETURNING {ARTICLE_COLUMNS}"
+        ))
+        .bind(draft.title())
+        .bind(draft.content())
+        .bind(draft.tags().join(","))
+        .bind(search_text(&draft))
+        .bind(now_micros())
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let article = article_from_row(&row)?;
+        sqlx::query("DELETE FROM article_tags WHERE article_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        insert_tags(&mut tx, id, draft.tags()).await?;
+        self.record(&mut tx, "updated", Some(&article), id, Some(&old_tags))
+            .await?;
+        self.commit(tx).await?;
+        Ok(article)
+    }
+
+    async fn delete(&self, id: i64) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let tags: String = sqlx::query_scalar("DELETE FROM articles WHERE id = ? RETURNING tags")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(ArticleError::NotFound(id))?;
+        self.record(&mut tx, "deleted", None, id, Some(&split_tags(tags)))
+            .await?;
+        self.commit(tx).await
+    }
+
+    async fn import(&self, author: &str, drafts: Vec<ArticleDraft>) -> StoreResult<Vec<Article>> {
+        let mut tx = self.write_tx().await?;
+        let now = now_micros();
+        let mut created = Vec::with_capacity(drafts.len());
+        for draft in &drafts {
+            let article = Self::insert(&mut tx, author, draft, now).await?;
+            self.record(&mut tx, "created", Some(&article), article.id, None)
+                .await?;
+            created.push(article);
+        }
+        self.commit(tx).await?;
+        Ok(created)
+    }
+
+    async fn changes_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Change>> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, article_id, title, content, author, tags, create_time, update_time, version, old_tags
+             FROM article_events WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(change_from_row).collect()
+    }
+
+    async fn sequence_bounds(&self) -> StoreResult<SequenceBounds> {
+        let oldest: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM article_events")
+            .fetch_one(&self.pool)
+            .await?;
+        let newest: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'article_events'")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(SequenceBounds {
+            oldest,
+            newest: newest.unwrap_or(0),
+        })
+    }
+
+    async fn count(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM articles")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    fn committed(&self) -> Arc<Notify> {
+        self.committed.clone()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+async fn insert_tags(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: i64,
+    tags: &[String],
+) -> StoreResult<()> {
+    for tag in tags {
+        sqlx::query("INSERT INTO article_tags (article_id, tag) VALUES (?, ?)")
+            .bind(id)
+            .bind(tag)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+fn search_text(draft: &ArticleDraft) -> String {
+    format!("{}\u{1f}{}", draft.title(), draft.content()).to_lowercase()
+}
+
+fn split_tags(joined: String) -> Vec<String> {
+    if joined.is_empty() {
+        Vec::new()
+    } else {
+        joined.split(',').map(str::to_owned).collect()
+    }
+}
+
+fn now_micros() -> i64 {
+    micros(Utc::now())
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn time(us: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(us)
+        .ok_or_else(|| ArticleError::storage(anyhow::anyhow!("timestamp {us} out of range")))
+}
+
+fn article_from_row(row: &SqliteRow) -> StoreResult<Article> {
+    Ok(Article {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        content: row.try_get("content")?,
+        author: row.try_get("author")?,
+        tags: split_tags(row.try_get("tags")?),
+        create_time: time(row.try_get("create_time")?)?,
+        update_time: time(row.try_get("update_time")?)?,
+        version: row.try_get("version")?,
+    })
+}
+
+fn change_from_row(row: &SqliteRow) -> StoreResult<Change> {
+    let sequence: i64 = row.try_get("seq")?;
+    let kind: String = row.try_get("kind")?;
+    let id: i64 = row.try_get("article_id")?;
+    let old_tags = || -> StoreResult<Vec<String>> {
+        Ok(split_tags(
+            row.try_get::<Option<String>, _>("old_tags")?
+                .unwrap_or_default(),
+        ))
+    };
+    let article = || -> StoreResult<Article> {
+        Ok(Article {
+            id,
+            title: row.try_get("title")?,
+            content: row.try_get("content")?,
+            author: row.try_get("author")?,
+            tags: split_tags(row.try_get("tags")?),
+            create_time: time(row.try_get("create_time")?)?,
+            update_time: time(row.try_get("update_time")?)?,
+            version: row.try_get("version")?,
+        })
+    };
+    let kind = match kind.as_str() {
+        "created" => ChangeKind::Created(article()?),
+        "updated" => ChangeKind::Updated {
+            article: article()?,
+            old_tags: old_tags()?,
+        },
+        "deleted" => ChangeKind::Deleted {
+            id,
+            old_tags: old_tags()?,
+        },
+        other => {
+            return Err(ArticleError::storage(anyhow::anyhow!(
+                "unknown change kind {other:?}"
+            )));
+        }
+    };
+    Ok(Change { sequence, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(title: &str, tags: &[&str]) -> ArticleDraft {
+        ArticleDraft::new(
+            title,
+            format!("about {title}"),
+            tags.iter().map(|s| s.to_string()).collect(),
+        )
+        .unwrap()
+    }
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::open(&url, 1000).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn crud_round_trip_on_a_real_file() {
+        let (_dir, s) = store().await;
+        let a = s.create("alice", draft("First", &["rust"])).await.unwrap();
+        assert_eq!((a.version, a.author.as_str()), (1, "alice"));
+        assert_eq!(s.get(a.id).await.unwrap(), a);
+        let b = s.update(a.id, draft("First!", &["web"]), 1).await.unwrap();
+        assert_eq!(b.version, 2);
+        assert!(matches!(
+            s.update(a.id, draft("x", &[]), 1).await,
+            Err(ArticleError::VersionConflict { actual: 2, .. })
+        ));
+        s.delete(a.id).await.unwrap();
+        assert!(matches!(s.get(a.id).await, Err(ArticleError::NotFound(_))));
+        assert!(matches!(
+            s.delete(a.id).await,
+            Err(ArticleError::NotFound(_))
+        ));
+        let changes = s.changes_after(0, 10).await.unwrap();
+        let seqs: Vec<_> = changes.iter().map(|c| c.sequence).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert!(changes[1].concerns_tag("rust") && changes[1].concerns_tag("web"));
+        assert!(changes[2].concerns_tag("web") && !changes[2].concerns_tag("rust"));
+    }
+
+    #[tokio::test]
+    async fn search_is_unicode_case_insensitive() {
+        let (_dir, s) = store().await;
+        s.create("a", draft("ÄRGER im Büro", &[])).await.unwrap();
+        let q = ListQuery::new(1, 10, "ärger".into(), String::new()).unwrap();
+        assert_eq!(s.list(&q).await.unwrap().total_count, 1);
+    }
+
+    #[tokio::test]
+    async fn change_log_keeps_the_newest_retained_changes() {
+        let (_dir, s) = store().await;
+        let drafts: Vec<_> = (0..1005).map(|i| draft(&format!("a{i}"), &[])).collect();
+        s.import("a", drafts).await.unwrap();
+        let b = s.sequence_bounds().await.unwrap();
+        assert_eq!(
+            b,
+            SequenceBounds {
+                oldest: Some(6),
+                newest: 1005
+            }
+        );
+    }
+}

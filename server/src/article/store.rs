@@ -1,0 +1,89 @@
+//! The storage contract of the article feature. Implementations keep their
+//! SQL dialect to themselves (`sqlite` now; PostgreSQL later) and know
+//! nothing of gRPC.
+//!
+//! Every write records a [`Change`] in the same transaction, numbered by a
+//! database-wide, strictly increasing sequence; the change log keeps at
+//! least the newest `retain` changes so that watchers can resume.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use super::{Article, ArticleDraft, ArticleError, ListQuery, Page};
+
+/// A committed change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub sequence: i64,
+    pub kind: ChangeKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Created(Article),
+    /// The article after the update, and its tags before it.
+    Updated {
+        article: Article,
+        old_tags: Vec<String>,
+    },
+    /// The id and the tags the article had.
+    Deleted {
+        id: i64,
+        old_tags: Vec<String>,
+    },
+}
+
+impl Change {
+    /// Whether a watcher filtering on `tag` sees this change: the article
+    /// carried the tag before or after the change.
+    pub fn concerns_tag(&self, tag: &str) -> bool {
+        let has = |tags: &[String]| tags.iter().any(|t| t == tag);
+        match &self.kind {
+            ChangeKind::Created(a) => has(&a.tags),
+            ChangeKind::Updated { article, old_tags } => has(&article.tags) || has(old_tags),
+            ChangeKind::Deleted { old_tags, .. } => has(old_tags),
+        }
+    }
+}
+
+/// Oldest and newest sequence in the change log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SequenceBounds {
+    /// Oldest retained change, if any is retained.
+    pub oldest: Option<i64>,
+    /// Newest sequence ever committed (0 for a new database).
+    pub newest: i64,
+}
+
+pub type StoreResult<T> = Result<T, ArticleError>;
+
+/// Article storage. Writes are durable when they return `Ok`.
+#[async_trait]
+pub trait ArticleStore: Send + Sync + 'static {
+    /// One page of matches, newest first, and the number of all matches.
+    async fn list(&self, query: &ListQuery) -> StoreResult<Page>;
+    /// `NotFound` for an unknown id.
+    async fn get(&self, id: i64) -> StoreResult<Article>;
+    async fn create(&self, author: &str, draft: ArticleDraft) -> StoreResult<Article>;
+    /// Replaces title, content and tags. `expected_version` 0 is
+    /// unconditional; a mismatch is `VersionConflict` and changes nothing.
+    async fn update(
+        &self,
+        id: i64,
+        draft: ArticleDraft,
+        expected_version: i64,
+    ) -> StoreResult<Article>;
+    async fn delete(&self, id: i64) -> StoreResult<()>;
+    /// Creates all articles in one transaction, or none.
+    async fn import(&self, author: &str, drafts: Vec<ArticleDraft>) -> StoreResult<Vec<Article>>;
+    /// Up to `limit` changes with a sequence above `after`, oldest first.
+    async fn changes_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Change>>;
+    async fn sequence_bounds(&self) -> StoreResult<SequenceBounds>;
+    async fn count(&self) -> StoreResult<i64>;
+    /// Signalled (`notify_one`) after every committed write.
+    fn committed(&self) -> Arc<Notify>;
+    /// Whether the store answers; used by health checks.
+    async fn ping(&self) -> StoreResult<()>;
+}

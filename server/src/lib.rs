@@ -1,0 +1,16 @@
+//! `article-server` as a library: the reusable gRPC + gRPC-web runtime
+//! ([`runtime`]) and the article application built on it ([`startup`]).
+//!
+//! Tests and embedders call [`Application::build`] with [`Settings`] (port 0
+//! allowed), read [`Application::local_addr`], then
+//! [`Application::run_until`] a shutdown signal.
+
+pub mod article;
+pub mod auth;
+pub mod config;
+pub mod runtime;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use startup::Application;

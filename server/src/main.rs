@@ -1,0 +1,34 @@
+//! `article-server`: parses settings, starts the application, prints the
+//! URL (and a generated token) on stdout, and serves until SIGTERM/SIGINT.
+
+use std::io::Write as _;
+
+use article_server::{Application, Settings, telemetry};
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let settings = Settings::parse();
+    telemetry::init(settings.log_format);
+    match run(settings).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "article-server failed");
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on {}", app.url())?;
+    if let Some(token) = app.generated_token() {
+        // Printed once, on stdout only: it is a secret, so never logged.
+        writeln!(out, "write token for {}: {}", token.name, token.token)?;
+    }
+    out.flush()?;
+    drop(out);
+    app.run_until_stopped().await
+}

@@ -1,0 +1,144 @@
+//! Builds the article application on the runtime: storage, change feed,
+//! tokens, ArticleService, and the runtime's one port.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use proto::v1::article_service_server::ArticleServiceServer;
+
+use crate::{
+    article::{
+        demo, grpc::ArticleGrpc, sqlite::SqliteStore, store::ArticleStore, watch::ChangeFeed,
+    },
+    auth::Tokens,
+    config::{Settings, TokenSpec},
+    runtime::{Runtime, RuntimeBuilder},
+};
+
+/// The running product: ArticleService (plus anything added) on one port.
+pub struct Application {
+    runtime: Runtime,
+    generated_token: Option<TokenSpec>,
+    feed: ChangeFeed,
+    store: Arc<dyn ArticleStore>,
+}
+
+impl Application {
+    /// Opens the database, loads demo data if asked, and binds the port.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, |runtime| runtime).await
+    }
+
+    /// Like [`build`](Self::build), letting `extend` mount more services
+    /// (or change the runtime) before the port is bound.
+    pub async fn build_with(
+        settings: Settings,
+        extend: impl FnOnce(RuntimeBuilder) -> RuntimeBuilder,
+    ) -> anyhow::Result<Self> {
+        let store: Arc<dyn ArticleStore> = Arc::new(
+            SqliteStore::open(&settings.database_url, settings.watch_retain)
+                .await
+                .with_context(|| format!("opening database {}", settings.database_url))?,
+        );
+        if settings.demo_data {
+            let n = demo::load_if_empty(store.as_ref()).await?;
+            if n > 0 {
+                tracing::info!(articles = n, "loaded demo data");
+            }
+        }
+        let feed = ChangeFeed::start(
+            store.clone(),
+            Duration::from_secs(settings.watch_heartbeat_secs),
+        )
+        .await?;
+
+        let (tokens, generated_token) = if settings.tokens.is_empty() {
+            let token = Tokens::generate("admin");
+            (vec![token.clone()], Some(token))
+        } else {
+            (settings.tokens.clone(), None)
+        };
+        let articles = ArticleGrpc::new(store.clone(), feed.clone(), Arc::new(Tokens::new(tokens)));
+
+        let closing = feed.clone();
+        let mut builder = RuntimeBuilder::new()
+            .max_message_bytes(settings.max_message_bytes)
+            .add_service(ArticleServiceServer::new(articles))
+            .file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .allow_origins(settings.allow_origins.clone())
+            .static_dir(settings.static_dir.clone())
+            .drain_timeout(Duration::from_secs(settings.drain_secs))
+            .on_shutdown(move || closing.close());
+        if let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) {
+            builder = builder.tls(cert.clone(), key.clone());
+        }
+        let runtime = extend(builder).bind(settings.listen).await?;
+        Ok(Self {
+            runtime,
+            generated_token,
+            feed,
+            store,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.runtime.local_addr()
+    }
+
+    /// `http://HOST:PORT` (or `https://`).
+    pub fn url(&self) -> String {
+        self.runtime.url()
+    }
+
+    /// The token generated because none was configured.
+    pub fn generated_token(&self) -> Option<&TokenSpec> {
+        self.generated_token.as_ref()
+    }
+
+    /// Open WatchArticles streams.
+    pub fn watchers(&self) -> i64 {
+        self.feed.watchers()
+    }
+
+    /// A handle that reports the number of open watch streams.
+    pub fn watcher_count(&self) -> impl Fn() -> i64 + Send + Sync + 'static {
+        let feed = self.feed.clone();
+        move || feed.watchers()
+    }
+
+    pub fn store(&self) -> Arc<dyn ArticleStore> {
+        self.store.clone()
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains and returns.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `signal` completes, then drains and returns.
+    pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        self.runtime.run_until(signal).await
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,428 @@
+//! Project automation, invoked as `cargo xtask <task>` (see the alias in
+//! `.cargo/config.toml`). Only the standard library is used so that this
+//! crate compiles in a second or two.
+//!
+//! Tasks:
+//!
+//! * `cargo xtask test [--skip-lint] [-- CARGO_TEST_ARGS...]` — the one
+//!   command that runs every check the project has:
+//!   1. ensures the toolchain pieces exist (the `wasm32-unknown-unknown`
+//!      target and the `rustfmt` / `clippy` components), installing any that
+//!      are missing through `rustup`; tools already present are left alone,
+//!      so this is idempotent and cheap on a warm machine;
+//!   2. `cargo fmt --all -- --check`;
+//!   3. `cargo clippy --workspace --all-targets -- -D warnings` (native);
+//!   4. clippy for `article-proto` and `article-web` on `wasm32-unknown-unknown`;
+//!   5. builds `article-proto` (no default features) and `article-web` for
+//!      `wasm32-unknown-unknown`;
+//!   6. `cargo test --workspace --exclude article-web`, passing through any
+//!      arguments given after `--` (e.g. `cargo xtask test -- --nocapture`).
+//!
+//!   `--skip-lint` skips steps 2–4 for quick local runs. Every cargo call
+//!   uses `--locked`, so a stale `Cargo.lock` fails instead of being rewritten.
+//!
+//! * `cargo xtask ci` — the same as `test`; this is what `.ci/run` calls.
+//!
+//! * `cargo xtask run [--] [SERVER_ARGS...]` — builds `article-server` in
+//!   release mode and runs it with `--demo-data` (plus `--static-dir web/dist`
+//!   when that folder exists) and any extra arguments. The server prints its
+//!   URL and a write token itself.
+//!
+//! * `cargo xtask ensure-tools` (hidden) — only step 1 of `test`.
+//!
+//! The cargo binary is taken from `$CARGO` (set by cargo when it runs the
+//! alias), falling back to `cargo` on `$PATH`. Child processes inherit stdio
+//! and run from the workspace root.
+
+use std::env;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+const USAGE: &str = "\
+Project automation for the article server workspace.
+
+USAGE:
+    cargo xtask <TASK> [OPTIONS] [-- ARGS...]
+
+TASKS:
+    test    Ensure tools, check formatting, run clippy (native and wasm32),
+            build the wasm32 crates and run the whole test suite.
+              --skip-lint   skip rustfmt and clippy (quick local runs)
+              -- ARGS...    passed to `cargo test` (e.g. -- --nocapture)
+    ci      Same as `test`; used by .ci/run.
+    run     Build article-server (release) and start it with demo data,
+            serving web/dist when it exists.
+              [--] ARGS...  extra arguments passed to article-server
+    help    Print this message (also -h, --help).
+
+Missing toolchain pieces (the wasm32-unknown-unknown target, rustfmt,
+clippy) are installed through rustup automatically; present ones are kept.
+";
+
+/// A failure that ends the task with a one-line message and exit code 1.
+#[derive(Debug)]
+struct Error(String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn fail<T>(msg: impl Into<String>) -> Result<T> {
+    Err(Error(msg.into()))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = env::args_os().skip(1).collect();
+    match dispatch(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(args: &[OsString]) -> Result<()> {
+    let Some((task, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return fail("no task given (see `cargo xtask --help`)");
+    };
+    let task = task.to_string_lossy();
+    match task.as_ref() {
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        "test" | "ci" => {
+            let opts = TestOptions::parse(rest)?;
+            if opts.help {
+                print!("{USAGE}");
+                return Ok(());
+            }
+            test(&opts)
+        }
+        "run" => {
+            if matches!(rest.first().and_then(|a| a.to_str()), Some("-h" | "--help")) {
+                print!("{USAGE}");
+                return Ok(());
+            }
+            // A leading `--` is optional; everything else goes to the server.
+            let server_args = match rest.split_first() {
+                Some((first, tail)) if first == "--" => tail,
+                _ => rest,
+            };
+            run(server_args)
+        }
+        "ensure-tools" => ensure_tools(),
+        other => {
+            eprint!("{USAGE}");
+            fail(format!("unknown task `{other}` (see `cargo xtask --help`)"))
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct TestOptions {
+    skip_lint: bool,
+    help: bool,
+    test_args: Vec<OsString>,
+}
+
+impl TestOptions {
+    fn parse(args: &[OsString]) -> Result<Self> {
+        let mut opts = Self::default();
+        let mut iter = args.iter();
+        while let Some(arg) = iter.next() {
+            match arg.to_str() {
+                Some("--skip-lint") => opts.skip_lint = true,
+                Some("-h" | "--help") => opts.help = true,
+                Some("--") => {
+                    opts.test_args = iter.cloned().collect();
+                    break;
+                }
+                _ => {
+                    return fail(format!(
+                        "unexpected argument `{}` (arguments for cargo test go after `--`)",
+                        arg.to_string_lossy()
+                    ));
+                }
+            }
+        }
+        Ok(opts)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Tasks
+// ---------------------------------------------------------------------------
+
+fn test(opts: &TestOptions) -> Result<()> {
+    ensure_tools()?;
+
+    if opts.skip_lint {
+        step("skipping rustfmt and clippy (--skip-lint)");
+    } else {
+        step("cargo fmt --check");
+        cargo(&["fmt", "--all", "--", "--check"])?;
+
+        step("cargo clippy (native, whole workspace)");
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ])?;
+
+        step("cargo clippy (wasm32: article-proto, article-web)");
+        cargo(&[
+            "clippy",
+            "-p",
+            "article-proto",
+            "-p",
+            "article-web",
+            "--target",
+            WASM_TARGET,
+            "--no-default-features",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ])?;
+    }
+
+    step("cargo build (wasm32: article-proto without default features)");
+    cargo(&[
+        "build",
+        "-p",
+        "article-proto",
+        "--no-default-features",
+        "--target",
+        WASM_TARGET,
+        "--locked",
+    ])?;
+
+    step("cargo build (wasm32: article-web)");
+    cargo(&[
+        "build",
+        "-p",
+        "article-web",
+        "--target",
+        WASM_TARGET,
+        "--locked",
+    ])?;
+
+    step("cargo test (workspace, native)");
+    let mut args: Vec<OsString> = [
+        "test",
+        "--workspace",
+        "--exclude",
+        "article-web",
+        "--locked",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    if !opts.test_args.is_empty() {
+        args.push("--".into());
+        args.extend(opts.test_args.iter().cloned());
+    }
+    cargo(&args)?;
+
+    step("all checks passed");
+    Ok(())
+}
+
+fn run(server_args: &[OsString]) -> Result<()> {
+    let root = workspace_root();
+
+    let static_dir = match build_web()? {
+        Some(dir) => Some(dir),
+        None => {
+            let dist = root.join("web").join("dist");
+            dist.is_dir().then_some(dist)
+        }
+    };
+
+    step("cargo build --release -p article-server");
+    cargo(&["build", "--release", "-p", "article-server", "--locked"])?;
+
+    let binary = target_dir(&root)
+        .join("release")
+        .join(format!("article-server{}", env::consts::EXE_SUFFIX));
+    if !binary.is_file() {
+        return fail(format!("built server not found at {}", binary.display()));
+    }
+
+    let mut cmd = Command::new(&binary);
+    cmd.current_dir(&root).arg("--demo-data");
+    if let Some(dir) = &static_dir {
+        cmd.arg("--static-dir").arg(dir);
+    }
+    cmd.args(server_args);
+
+    step(&display_command(&cmd));
+    exec(cmd)
+}
+
+/// Builds the browser app and returns the folder to serve, if any.
+///
+/// Stub: the browser-app issue will run Trunk here (`trunk build --release`
+/// in `web/`) and return `Some(web/dist)`. Until then nothing is built and
+/// `run` falls back to serving `web/dist` only if it already exists.
+fn build_web() -> Result<Option<PathBuf>> {
+    Ok(None)
+}
+
+/// Installs the wasm32 target and the rustfmt/clippy components when they
+/// are missing. Does nothing (and needs no network) when all are present.
+fn ensure_tools() -> Result<()> {
+    step("ensure tools (wasm32 target, rustfmt, clippy)");
+
+    let have_rustup = Command::new("rustup")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+
+    // Components first: `cargo fmt` / `cargo clippy` are the real test.
+    let mut missing_components = Vec::new();
+    for (component, subcommand) in [("rustfmt", "fmt"), ("clippy", "clippy")] {
+        if !quiet_success(cargo_command().args([subcommand, "--version"])) {
+            missing_components.push(component);
+        }
+    }
+    if !missing_components.is_empty() {
+        if !have_rustup {
+            return fail(format!(
+                "missing {} and rustup is not available to install them",
+                missing_components.join(", ")
+            ));
+        }
+        let mut cmd = Command::new("rustup");
+        cmd.args(["component", "add"]).args(&missing_components);
+        run_command(cmd)?;
+    } else {
+        println!("    rustfmt and clippy: present");
+    }
+
+    if have_rustup {
+        let output = Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| Error(format!("could not run `rustup target list`: {e}")))?;
+        if !output.status.success() {
+            return fail(format!(
+                "`rustup target list --installed` failed ({})",
+                output.status
+            ));
+        }
+        let installed = String::from_utf8_lossy(&output.stdout);
+        if installed.lines().any(|l| l.trim() == WASM_TARGET) {
+            println!("    {WASM_TARGET}: present");
+        } else {
+            let mut cmd = Command::new("rustup");
+            cmd.args(["target", "add", WASM_TARGET]);
+            run_command(cmd)?;
+        }
+    } else {
+        // Without rustup (e.g. a distro toolchain) we cannot install the
+        // target; the wasm32 build step will report it if it is missing.
+        println!("    rustup not found; assuming {WASM_TARGET} is available");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// The workspace root: the parent of this crate's manifest directory.
+fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// Cargo's target directory, honouring `$CARGO_TARGET_DIR`.
+fn target_dir(root: &Path) -> PathBuf {
+    match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
+}
+
+fn cargo_command() -> Command {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+fn cargo<S: AsRef<OsStr>>(args: &[S]) -> Result<()> {
+    let mut cmd = cargo_command();
+    cmd.args(args);
+    run_command(cmd)
+}
+
+/// Runs `cmd` with inherited stdio; a spawn failure or non-zero exit is an error.
+fn run_command(mut cmd: Command) -> Result<()> {
+    let shown = display_command(&cmd);
+    let status = cmd
+        .status()
+        .map_err(|e| Error(format!("could not start `{shown}`: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        fail(format!("`{shown}` failed ({status})"))
+    }
+}
+
+fn quiet_success(cmd: &mut Command) -> bool {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Replaces this process with `cmd` on Unix (so Ctrl-C and exit codes go
+/// straight to the server); elsewhere runs it and mirrors its exit status.
+#[cfg(unix)]
+fn exec(mut cmd: Command) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let shown = display_command(&cmd);
+    let err = cmd.exec();
+    fail(format!("could not start `{shown}`: {err}"))
+}
+
+#[cfg(not(unix))]
+fn exec(cmd: Command) -> Result<()> {
+    run_command(cmd)
+}
+
+fn display_command(cmd: &Command) -> String {
+    let program = Path::new(cmd.get_program())
+        .file_name()
+        .unwrap_or(cmd.get_program())
+        .to_string_lossy()
+        .into_owned();
+    std::iter::once(program)
+        .chain(cmd.get_args().map(|a| a.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn step(what: &str) {
+    println!("==> {what}");
+}
