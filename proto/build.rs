@@ -10,19 +10,23 @@ use std::{env, path::PathBuf};
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto = "article/v1/article.proto";
-    println!("cargo:rerun-if-changed={proto}");
-    let fds = protox::compile([proto], ["."])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
-    // The descriptor set feeds server reflection.
-    std::fs::write(out.join("article_descriptor.bin"), fds.encode_to_vec())?;
-
     let server = env::var_os("CARGO_FEATURE_SERVER").is_some();
     let transport = env::var_os("CARGO_FEATURE_TRANSPORT").is_some();
-    tonic_prost_build::configure()
-        .build_server(server)
-        .build_client(true)
-        .build_transport(transport)
-        .compile_fds(fds)?;
+    // Each API gets its own descriptor set, so reflection lists only what
+    // a server mounts.
+    for (proto, descriptor) in [
+        ("article/v1/article.proto", "article_descriptor.bin"),
+        ("example/v1/echo.proto", "echo_descriptor.bin"),
+    ] {
+        println!("cargo:rerun-if-changed={proto}");
+        let fds = protox::compile([proto], ["."])?;
+        std::fs::write(out.join(descriptor), fds.encode_to_vec())?;
+        tonic_prost_build::configure()
+            .build_server(server)
+            .build_client(true)
+            .build_transport(transport)
+            .compile_fds(fds)?;
+    }
     Ok(())
 }

@@ -23,3 +23,15 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 /// Fully-qualified service name, as used in paths and health checks.
 pub const SERVICE_NAME: &str = "article.v1.ArticleService";
+
+/// The example service that shows how a user-defined service is mounted
+/// beside ArticleService (see `server/examples/echo_beside_articles.rs`).
+pub mod example {
+    pub mod v1 {
+        tonic::include_proto!("example.v1");
+    }
+
+    /// Encoded `FileDescriptorSet` of the example API.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/echo_descriptor.bin"));
+}

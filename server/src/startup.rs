@@ -61,9 +61,10 @@ impl Application {
         let articles = ArticleGrpc::new(store.clone(), feed.clone(), Arc::new(Tokens::new(tokens)));
 
         let closing = feed.clone();
-        let mut builder = RuntimeBuilder::new()
-            .max_message_bytes(settings.max_message_bytes)
-            .add_service(ArticleServiceServer::new(articles))
+        let builder = RuntimeBuilder::new().max_message_bytes(settings.max_message_bytes);
+        let articles = crate::configure_service!(ArticleServiceServer::new(articles), builder.service_settings());
+        let mut builder = builder
+            .add_service(articles)
             .file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .allow_origins(settings.allow_origins.clone())
             .static_dir(settings.static_dir.clone())

@@ -74,40 +74,30 @@ pub const CORS_EXPOSE_HEADERS: [&str; 5] = [
     "grpc-encoding",
 ];
 
-/// Settings the runtime applies to every service added with
-/// [`RuntimeBuilder::add_service`].
+/// Per-service settings of the runtime, applied to generated servers with
+/// [`configure_service!`](crate::configure_service).
 #[derive(Clone, Copy, Debug)]
 pub struct ServiceSettings {
     pub max_message_bytes: usize,
 }
 
-/// A tonic-generated server the runtime can configure: gzip both ways and
-/// the message size limit. Implement it for your own generated server with
-/// [`impl_service_settings!`](crate::impl_service_settings).
-pub trait Configure: Sized {
-    fn configure(self, settings: &ServiceSettings) -> Self;
-}
-
-/// Implements [`Configure`] for a tonic-generated server type, e.g.
-/// `impl_service_settings!(EchoServiceServer<T: EchoService>);`.
+/// Switches on gzip (accepted, and sent when the client accepts it) and
+/// sets the decoding limit on a tonic-generated server, e.g.
+/// `configure_service!(EchoServiceServer::new(Echo), runtime.service_settings())`.
+/// A macro, not a trait, because generated servers share these methods by
+/// name only, and a trait could not be implemented for servers generated
+/// in another crate.
 #[macro_export]
-macro_rules! impl_service_settings {
-    ($server:ident < $t:ident : $bound:path >) => {
-        impl<$t: $bound> $crate::runtime::Configure for $server<$t> {
-            fn configure(self, settings: &$crate::runtime::ServiceSettings) -> Self {
-                self.accept_compressed(::tonic::codec::CompressionEncoding::Gzip)
-                    .send_compressed(::tonic::codec::CompressionEncoding::Gzip)
-                    .max_decoding_message_size(settings.max_message_bytes)
-                    .max_encoding_message_size(usize::MAX)
-            }
-        }
-    };
+macro_rules! configure_service {
+    ($server:expr, $settings:expr) => {{
+        let settings: $crate::runtime::ServiceSettings = $settings;
+        $server
+            .accept_compressed(::tonic::codec::CompressionEncoding::Gzip)
+            .send_compressed(::tonic::codec::CompressionEncoding::Gzip)
+            .max_decoding_message_size(settings.max_message_bytes)
+            .max_encoding_message_size(usize::MAX)
+    }};
 }
-
-use proto::v1::article_service_server::{ArticleService, ArticleServiceServer};
-use tonic_health::pb::health_server::{Health, HealthServer};
-impl_service_settings!(ArticleServiceServer<T: ArticleService>);
-impl_service_settings!(HealthServer<T: Health>);
 
 type ShutdownHook = Box<dyn FnOnce() + Send>;
 
@@ -153,31 +143,15 @@ impl RuntimeBuilder {
         self
     }
 
-    /// The settings [`Configure`] applies.
+    /// The settings for [`configure_service!`](crate::configure_service).
     pub fn service_settings(&self) -> ServiceSettings {
         self.settings
     }
 
-    /// Mounts a generated service, configured with gzip and the size limit,
-    /// and reports it SERVING in health checks.
-    pub fn add_service<S>(self, svc: S) -> Self
-    where
-        S: Configure
-            + Service<Request<Body>, Error = Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Response: axum::response::IntoResponse,
-        S::Future: Send + 'static,
-    {
-        let svc = svc.configure(&self.settings);
-        self.add_service_as_is(svc)
-    }
-
-    /// Mounts a service without touching its settings.
-    pub fn add_service_as_is<S>(mut self, svc: S) -> Self
+    /// Mounts a service and reports it SERVING in health checks. The size
+    /// limit applies to it whatever its own settings; for gzip, pass it
+    /// through [`configure_service!`](crate::configure_service) first.
+    pub fn add_service<S>(mut self, svc: S) -> Self
     where
         S: Service<Request<Body>, Error = Infallible>
             + NamedService
@@ -248,7 +222,7 @@ impl RuntimeBuilder {
                 .await;
         }
         let mut routes = self.routes;
-        routes.add_service(health_service.configure(&self.settings));
+        routes.add_service(crate::configure_service!(health_service, self.settings));
         let mut reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
         let mut reflection_v1alpha = tonic_reflection::server::Builder::configure()

@@ -1,0 +1,249 @@
+//! Shared test harness: an in-process server on 127.0.0.1:0 with its own
+//! SQLite file in a temporary directory, known write tokens, and clients
+//! for native gRPC and raw gRPC-web.
+//!
+//! Tests are silent unless `TEST_LOG` is set (e.g. `TEST_LOG=debug`).
+
+#![allow(dead_code)]
+
+use std::{net::SocketAddr, path::PathBuf, sync::Once, time::Duration};
+
+use article_server::{Application, Settings};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use clap::Parser as _;
+use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::{
+    Request,
+    metadata::MetadataValue,
+    transport::{Channel, Endpoint},
+};
+
+/// Token of the author `alice`.
+pub const ALICE: &str = "alice-token-0123456789";
+/// Token of the author `bob`.
+pub const BOB: &str = "bob-token-0123456789";
+
+/// Every call and wait in tests is bounded by this.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+pub fn init_logging() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// Settings for a test server: port 0, its own database file in `dir`,
+/// tokens for alice and bob. Adjust fields before [`TestServer::start_with`].
+pub fn settings(dir: &tempfile::TempDir) -> Settings {
+    let db = dir.path().join("articles.db");
+    Settings::parse_from([
+        "article-server".to_string(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--database".into(),
+        format!("sqlite://{}", db.display()),
+        "--token".into(),
+        format!("alice={ALICE}"),
+        "--token".into(),
+        format!("bob={BOB}"),
+    ])
+}
+
+/// A running in-process server. Stops (without waiting) when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    watchers: Box<dyn Fn() -> i64 + Send + Sync>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    /// A server with default test settings.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server whose settings `adjust` may change (the database stays in
+    /// the server's own temporary directory unless `adjust` changes it).
+    pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = settings(&dir);
+        adjust(&mut s);
+        Self::start_in(dir, s).await
+    }
+
+    /// A server on `settings`, owning `dir`.
+    pub async fn start_in(dir: tempfile::TempDir, settings: Settings) -> Self {
+        let app = Application::build(settings).await.expect("application builds");
+        Self::spawn(dir, app)
+    }
+
+    /// Serves an already built application.
+    pub fn spawn(dir: tempfile::TempDir, app: Application) -> Self {
+        init_logging();
+        let addr = app.local_addr();
+        let url = app.url();
+        let watchers = Box::new(app.watcher_count());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Self { addr, url, dir, watchers, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Open WatchArticles streams on the server.
+    pub fn watchers(&self) -> i64 {
+        (self.watchers)()
+    }
+
+    /// Waits (bounded) until `cond` holds, polling every 10 ms.
+    pub async fn wait_for(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        while !cond() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Starts draining, as SIGTERM would, and returns the serve task.
+    pub fn begin_shutdown(&mut self) -> JoinHandle<anyhow::Result<()>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.take().expect("server task")
+    }
+
+    /// Drains and waits for the server to stop.
+    pub async fn shutdown(mut self) {
+        let task = self.begin_shutdown();
+        tokio::time::timeout(TIMEOUT, task)
+            .await
+            .expect("server stops in time")
+            .expect("server task joins")
+            .expect("server stops cleanly");
+    }
+
+    /// A native gRPC (HTTP/2 h2c) channel.
+    pub async fn channel(&self) -> Channel {
+        Endpoint::from_shared(self.url.clone())
+            .expect("url")
+            .timeout(TIMEOUT)
+            .connect_timeout(TIMEOUT)
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// A native gRPC client.
+    pub async fn client(&self) -> ArticleServiceClient<Channel> {
+        ArticleServiceClient::new(self.channel().await)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("articles.db")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Wraps `message` in a request carrying `authorization: Bearer token`.
+pub fn authed<T>(token: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    let value: MetadataValue<_> = format!("Bearer {token}").parse().expect("header value");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+pub fn create(title: &str, content: &str, tags: &[&str]) -> pb::CreateArticleRequest {
+    pb::CreateArticleRequest {
+        title: title.into(),
+        content: content.into(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+    }
+}
+
+/// Creates an article as alice and returns it.
+pub async fn create_as_alice(
+    client: &mut ArticleServiceClient<Channel>,
+    title: &str,
+    tags: &[&str],
+) -> pb::Article {
+    client
+        .create_article(authed(ALICE, create(title, &format!("content of {title}"), tags)))
+        .await
+        .expect("create succeeds")
+        .into_inner()
+        .article
+        .expect("article in response")
+}
+
+// ---- gRPC-web framing, written by hand on purpose: the tests check the
+// wire format itself rather than trusting a client library. ----
+
+/// One length-prefixed gRPC message frame (flag 0x00, uncompressed).
+pub fn frame(message: &impl prost::Message) -> Bytes {
+    let body = message.encode_to_vec();
+    let mut buf = BytesMut::with_capacity(5 + body.len());
+    buf.put_u8(0);
+    buf.put_u32(body.len() as u32);
+    buf.put_slice(&body);
+    buf.freeze()
+}
+
+/// A decoded gRPC-web response body: messages, then the trailers frame.
+#[derive(Debug, Default)]
+pub struct WebBody {
+    pub messages: Vec<Bytes>,
+    /// Trailer fields (lower-cased names) from the 0x80 frame.
+    pub trailers: Vec<(String, String)>,
+}
+
+impl WebBody {
+    pub fn trailer(&self, name: &str) -> Option<&str> {
+        self.trailers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Decodes message `i` as `M`.
+    pub fn message<M: prost::Message + Default>(&self, i: usize) -> M {
+        M::decode(self.messages[i].clone()).expect("message decodes")
+    }
+}
+
+/// Splits a (binary) gRPC-web response body into its frames. Panics on a
+/// malformed body: the server must never send one.
+pub fn parse_web_body(mut body: Bytes) -> WebBody {
+    let mut out = WebBody::default();
+    while body.has_remaining() {
+        assert!(body.remaining() >= 5, "truncated frame header in response");
+        let flag = body.get_u8();
+        let len = body.get_u32() as usize;
+        assert!(body.remaining() >= len, "truncated frame in response");
+        let payload = body.split_to(len);
+        if flag & 0x80 != 0 {
+            let text = std::str::from_utf8(&payload).expect("trailers are text");
+            for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+                let (name, value) = line.split_once(':').expect("trailer line has a colon");
+                out.trailers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+            }
+        } else {
+            assert_eq!(flag, 0, "uncompressed message frame expected");
+            out.messages.push(payload);
+        }
+    }
+    out
+}
