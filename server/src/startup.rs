@@ -62,7 +62,10 @@ impl Application {
 
         let closing = feed.clone();
         let builder = RuntimeBuilder::new().max_message_bytes(settings.max_message_bytes);
-        let articles = crate::configure_service!(ArticleServiceServer::new(articles), builder.service_settings());
+        let articles = crate::configure_service!(
+            ArticleServiceServer::new(articles),
+            builder.service_settings()
+        );
         let mut builder = builder
             .add_service(articles)
             .file_descriptor_set(proto::FILE_DESCRIPTOR_SET)

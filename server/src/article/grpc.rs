@@ -16,6 +16,10 @@ use super::{
 };
 use crate::auth::Tokens;
 
+/// Response header of `WatchArticles`: the sequence live delivery starts
+/// after (a client that resumes from it misses nothing).
+pub const WATCH_SEQUENCE_HEADER: &str = "x-watch-sequence";
+
 /// Most articles one `ImportArticles` call may carry.
 pub const MAX_IMPORT_ARTICLES: usize = 100_000;
 
@@ -89,17 +93,6 @@ impl From<&Change> for pb::ArticleEvent {
     }
 }
 
-fn positive_id(id: i64) -> Result<i64, ArticleError> {
-    if id > 0 {
-        Ok(id)
-    } else {
-        Err(ArticleError::validation(vec![FieldViolation::new(
-            "id",
-            "id must be a positive number",
-        )]))
-    }
-}
-
 #[tonic::async_trait]
 impl ArticleService for ArticleGrpc {
     async fn list_articles(
@@ -146,10 +139,7 @@ impl ArticleService for ArticleGrpc {
         let r = request.into_inner();
         let mut violations = match ArticleDraft::new(&r.title, r.content, r.tags) {
             Ok(draft) if r.expected_version >= 0 => {
-                let article = self
-                    .store
-                    .update(positive_id(r.id)?, draft, r.expected_version)
-                    .await?;
+                let article = self.store.update(r.id, draft, r.expected_version).await?;
                 return Ok(Response::new(pb::UpdateArticleResponse {
                     article: Some(article.into()),
                 }));
@@ -185,7 +175,7 @@ impl ArticleService for ArticleGrpc {
         let r = request.into_inner();
         // Subscribed before we return, so the response headers announce a
         // live subscription.
-        let stream = self.feed.subscribe(r.tag, r.after_sequence).await?;
+        let (stream, live_from) = self.feed.subscribe(r.tag, r.after_sequence).await?;
         let stream = stream
             .map(|item| match item {
                 Ok(WatchItem::Change(change)) => Ok(pb::ArticleEvent::from(&*change)),
@@ -196,7 +186,12 @@ impl ArticleService for ArticleGrpc {
                 Err(err) => Err(Status::from(err)),
             })
             .boxed();
-        Ok(Response::new(stream))
+        let mut response = Response::new(stream);
+        // Where live delivery starts: resuming after it loses nothing.
+        response
+            .metadata_mut()
+            .insert(WATCH_SEQUENCE_HEADER, live_from.into());
+        Ok(response)
     }
 
     async fn import_articles(

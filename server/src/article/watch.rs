@@ -174,7 +174,7 @@ impl ChangeFeed {
             closing: self.inner.closing.subscribe(),
             done: false,
         };
-        Ok(stream::unfold(state, State::next).boxed())
+        Ok((stream::unfold(state, State::next).boxed(), live_from))
     }
 }
 

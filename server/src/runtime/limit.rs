@@ -200,7 +200,7 @@ mod tests {
         let mut all = frame(3);
         all.extend(&frame(11)[..7]);
         assert_eq!(pass(vec![all], 10).await, Err("ResourceExhausted".into()));
-        let huge = vec![0, 0xff, 0xff, 0xff, 0xff];
+        let huge = [0, 0xff, 0xff, 0xff, 0xff];
         assert_eq!(
             pass(vec![huge[..2].to_vec(), huge[2..].to_vec()], 10).await,
             Err("ResourceExhausted".into())

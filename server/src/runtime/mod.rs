@@ -279,10 +279,11 @@ impl RuntimeBuilder {
             unsupported,
             http,
         };
+        // Request ids outermost, so even CORS preflight answers carry one.
         let service = ServiceBuilder::new()
-            .layer(cors(&self.allow_origins)?)
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(cors(&self.allow_origins)?)
             .service(dispatch);
         let app = Router::new().fallback_service(service);
 
