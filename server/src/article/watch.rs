@@ -117,11 +117,13 @@ impl ChangeFeed {
     /// Subscribes now. With `after_sequence > 0`, first replays the retained
     /// changes after it (`OutOfRange` if they are no longer all retained, or
     /// if it lies in the future). `tag` filters changes (empty = all).
+    /// Also returns the sequence live delivery starts after, so a client
+    /// that sees no event before the stream drops can still resume from it.
     pub async fn subscribe(
         &self,
         tag: String,
         after_sequence: i64,
-    ) -> Result<WatchStream, ArticleError> {
+    ) -> Result<(WatchStream, i64), ArticleError> {
         if *self.inner.closing.borrow() {
             return Err(ArticleError::ShuttingDown);
         }
