@@ -49,6 +49,7 @@ impl Application {
         let feed = ChangeFeed::start(
             store.clone(),
             Duration::from_secs(settings.watch_heartbeat_secs),
+            settings.watch_retain,
         )
         .await?;
 

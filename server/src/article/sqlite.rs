@@ -116,10 +116,10 @@ impl SqliteStore {
         id: i64,
         old_tags: Option<&[String]>,
     ) -> StoreResult<()> {
-        let seq: i64 = sqlx::query_scalar(
+        sqlx::query(
             "INSERT INTO article_events
                (kind, article_id, title, content, author, tags, create_time, update_time, version, old_tags)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(kind)
         .bind(id)
@@ -131,12 +131,8 @@ impl SqliteStore {
         .bind(article.map(|a| micros(a.update_time)))
         .bind(article.map(|a| a.version))
         .bind(old_tags.map(|t| t.join(",")))
-        .fetch_one(&mut **tx)
+        .execute(&mut **tx)
         .await?;
-        sqlx::query("DELETE FROM article_events WHERE seq <= ?")
-            .bind(seq - self.retain)
-            .execute(&mut **tx)
-            .await?;
         Ok(())
     }
 }
@@ -290,6 +286,14 @@ impl ArticleStore for SqliteStore {
             oldest,
             newest: newest.unwrap_or(0),
         })
+    }
+
+    async fn prune_changes(&self, published: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM article_events WHERE seq <= ?")
+            .bind(published - self.retain)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn count(&self) -> StoreResult<i64> {
@@ -460,6 +464,9 @@ mod tests {
         let (_dir, s) = store().await;
         let drafts: Vec<_> = (0..1005).map(|i| draft(&format!("a{i}"), &[])).collect();
         s.import("a", drafts).await.unwrap();
+        // Nothing is pruned before it is published.
+        assert_eq!(s.sequence_bounds().await.unwrap().oldest, Some(1));
+        s.prune_changes(1005).await.unwrap();
         let b = s.sequence_bounds().await.unwrap();
         assert_eq!(
             b,

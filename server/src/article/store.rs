@@ -4,7 +4,7 @@
 //!
 //! Every write records a [`Change`] in the same transaction, numbered by a
 //! database-wide, strictly increasing sequence; the change log keeps at
-//! least the newest `retain` changes so that watchers can resume.
+//! least the newest `retain` published changes so that watchers can resume.
 
 use std::sync::Arc;
 
@@ -81,6 +81,10 @@ pub trait ArticleStore: Send + Sync + 'static {
     /// Up to `limit` changes with a sequence above `after`, oldest first.
     async fn changes_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Change>>;
     async fn sequence_bounds(&self) -> StoreResult<SequenceBounds>;
+    /// Drops old changes, keeping at least the configured number before
+    /// `published` (the newest change delivered to watchers), and every
+    /// change after it.
+    async fn prune_changes(&self, published: i64) -> StoreResult<()>;
     async fn count(&self) -> StoreResult<i64>;
     /// Signalled (`notify_one`) after every committed write.
     fn committed(&self) -> Arc<Notify>;

@@ -56,6 +56,8 @@ struct Inner {
     tx: broadcast::Sender<Arc<Change>>,
     watchers: AtomicI64,
     heartbeat: Duration,
+    /// How many of the newest changes a watcher may resume from.
+    retain: i64,
     closing: watch::Sender<bool>,
 }
 
@@ -65,6 +67,7 @@ impl ChangeFeed {
     pub async fn start(
         store: Arc<dyn ArticleStore>,
         heartbeat: Duration,
+        retain: u64,
     ) -> Result<Self, ArticleError> {
         let newest = store.sequence_bounds().await?.newest;
         let (tx, _) = broadcast::channel(WATCHER_BACKLOG);
@@ -75,6 +78,7 @@ impl ChangeFeed {
                 tx,
                 watchers: AtomicI64::new(0),
                 heartbeat,
+                retain: i64::try_from(retain).unwrap_or(i64::MAX),
                 closing: watch::channel(false).0,
             }),
         };
@@ -127,7 +131,7 @@ impl ChangeFeed {
         if *self.inner.closing.borrow() {
             return Err(ArticleError::ShuttingDown);
         }
-        let (rx, live_from) = {
+        let (rx, published) = {
             let published = self
                 .inner
                 .published
@@ -141,17 +145,26 @@ impl ChangeFeed {
                 "after_sequence must not be negative",
             )]));
         }
+        // The publisher may not have sent all that is committed yet; the
+        // receiver holds everything after `published`, so starting live
+        // delivery after the committed newest sequence is gap-free and leaves
+        // out changes that committed before the stream opened.
+        let bounds = self.inner.store.sequence_bounds().await?;
+        let live_from = bounds.newest.max(published);
         let replay_from = if after_sequence > 0 {
-            let bounds = self.inner.store.sequence_bounds().await?;
-            if after_sequence > live_from.max(bounds.newest) {
+            if after_sequence > live_from {
                 return Err(ArticleError::OutOfRange(format!(
-                    "after_sequence {after_sequence} is ahead of the newest sequence {}",
-                    live_from.max(bounds.newest)
+                    "after_sequence {after_sequence} is ahead of the newest sequence {live_from}"
                 )));
             }
-            if let Some(oldest) = bounds.oldest
-                && after_sequence < oldest - 1
-            {
+            // Resumable: the newest `retain` changes, whether or not older
+            // ones have been pruned yet, so the answer does not depend on
+            // timing.
+            let oldest = bounds
+                .oldest
+                .unwrap_or(live_from + 1)
+                .max(live_from - self.inner.retain + 1);
+            if after_sequence < oldest - 1 {
                 return Err(ArticleError::OutOfRange(format!(
                     "changes after sequence {after_sequence} are no longer retained (oldest kept: {oldest}); reload and watch from now"
                 )));
@@ -198,7 +211,10 @@ impl Inner {
                 }
             }
             if n < 1024 {
-                return Ok(());
+                // Pruning only what watchers have been sent keeps a live
+                // watcher gap-free however large one transaction is.
+                let published = *self.published.lock().unwrap_or_else(|e| e.into_inner());
+                return self.store.prune_changes(published).await;
             }
         }
     }

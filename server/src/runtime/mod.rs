@@ -29,7 +29,11 @@ pub mod observe;
 pub mod tls;
 
 use std::{
-    convert::Infallible, future::Future, net::SocketAddr, path::PathBuf, sync::OnceLock,
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, OnceLock},
     time::Duration,
 };
 
@@ -279,12 +283,18 @@ impl RuntimeBuilder {
             unsupported,
             http,
         };
+        let gate = CorsGate {
+            allowed: allowed_origins(&self.allow_origins)?,
+            with_cors: Router::new()
+                .fallback_service(dispatch.clone())
+                .layer(cors(&self.allow_origins)?),
+            without_cors: Router::new().fallback_service(dispatch),
+        };
         // Request ids outermost, so even CORS preflight answers carry one.
         let service = ServiceBuilder::new()
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(cors(&self.allow_origins)?)
-            .service(dispatch);
+            .service(gate);
         let app = Router::new().fallback_service(service);
 
         Ok(Runtime {
@@ -371,18 +381,62 @@ fn route_of<B>(req: &Request<B>) -> usize {
     }
 }
 
+/// `None` = any origin.
+fn allowed_origins(origins: &[String]) -> anyhow::Result<Option<Arc<Vec<HeaderValue>>>> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let list = origins
+        .iter()
+        .map(|o| {
+            HeaderValue::from_str(o.trim_end_matches('/'))
+                .with_context(|| format!("bad origin {o:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Some(Arc::new(list)))
+}
+
+/// Sends requests from a disallowed origin past the CORS layer, so they get
+/// no CORS headers at all (tower-http's layer still adds the non-origin
+/// ones, e.g. allow-methods, which would tell such a page more than it
+/// needs). The browser then blocks the page from reading the answer.
+#[derive(Clone)]
+struct CorsGate {
+    allowed: Option<Arc<Vec<HeaderValue>>>,
+    with_cors: Router,
+    without_cors: Router,
+}
+
+impl Service<Request<axum::body::Body>> for CorsGate {
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future = axum::routing::future::RouteFuture<Infallible>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        // axum routers are always ready.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<axum::body::Body>) -> Self::Future {
+        let refused = match (&self.allowed, req.headers().get(header::ORIGIN)) {
+            (Some(list), Some(origin)) => !list.contains(origin),
+            _ => false,
+        };
+        if refused {
+            self.without_cors.call(req)
+        } else {
+            self.with_cors.call(req)
+        }
+    }
+}
+
 fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
-    let allow_origin = if origins.is_empty() {
-        AllowOrigin::any()
-    } else {
-        let list = origins
-            .iter()
-            .map(|o| {
-                HeaderValue::from_str(o.trim_end_matches('/'))
-                    .with_context(|| format!("bad origin {o:?}"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        AllowOrigin::list(list)
+    let allow_origin = match allowed_origins(origins)? {
+        None => AllowOrigin::any(),
+        Some(list) => AllowOrigin::list(list.iter().cloned()),
     };
     Ok(CorsLayer::new()
         .allow_origin(allow_origin)

@@ -2,3 +2,8 @@
 //! Every test starts its own server on 127.0.0.1:0 with its own database.
 
 mod common;
+
+mod crud;
+mod import;
+mod list;
+mod watch;
