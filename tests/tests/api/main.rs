@@ -3,7 +3,12 @@
 
 mod common;
 
+mod bad_input;
+mod cors;
 mod crud;
+mod grpc_web;
+mod health;
 mod import;
+mod limits;
 mod list;
 mod watch;
