@@ -22,6 +22,9 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
+    // Before the "listening" line: scripts take it to mean "ready", and a
+    // SIGTERM sent then must already mean a graceful stop.
+    let signal = article_server::startup::shutdown_signal();
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {}", app.url())?;
     if let Some(token) = app.generated_token() {
@@ -30,5 +33,5 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     out.flush()?;
     drop(out);
-    app.run_until_stopped().await
+    app.run_until(signal).await
 }

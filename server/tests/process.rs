@@ -515,7 +515,6 @@ async fn sigterm_ends_watches_with_unavailable_and_exits_zero() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: SIGTERM sent right after the listening line kills the process (killed by signal 15): the handler is installed only after printing"]
 async fn sigterm_right_after_the_listening_line_exits_zero() {
     // The listening line is the readiness signal scripts wait for, so a
     // SIGTERM sent as soon as it is read must already be handled. Several
