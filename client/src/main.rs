@@ -15,6 +15,7 @@ use proto::v1::{
     UpdateArticleRequest, WatchArticlesRequest, article_event::Event,
 };
 use tonic::{Code, Status};
+use tonic_types::StatusExt as _;
 
 #[derive(Parser)]
 #[command(
@@ -47,14 +48,14 @@ struct Cli {
     /// PEM CA certificate to trust for https:// endpoints.
     #[arg(long, env = "ARTICLE_CA_CERT", global = true)]
     ca_cert: Option<PathBuf>,
-    /// Extra request metadata K=V (repeatable).
-    #[arg(long = "header", env = "ARTICLE_HEADERS", value_delimiter = ',', value_parser = parse_header, global = true)]
+    /// Extra request metadata K=V (repeatable; the env var holds one).
+    #[arg(long = "header", env = "ARTICLE_HEADER", value_parser = parse_header, global = true)]
     headers: Vec<(String, String)>,
     /// Output format.
     #[arg(long, env = "ARTICLE_OUTPUT", value_enum, default_value_t = Output::Table, global = true)]
     output: Output,
     /// Print response headers and trailers (e.g. x-request-id) to stderr.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, env = "ARTICLE_VERBOSE", global = true)]
     verbose: bool,
     #[command(subcommand)]
     command: Command,
@@ -133,27 +134,32 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| "expected K=V".to_owned())
 }
 
-/// An error already worded for the user.
-struct Failure(String);
+/// An error already worded for the user, and the response metadata that
+/// came with it (shown with `-v`).
+struct Failure(String, String);
 
 impl From<Status> for Failure {
     fn from(s: Status) -> Self {
-        Self(render::error_line(&s))
+        Self(render::error_line(&s), render::metadata("<", s.metadata()))
     }
 }
 
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
-        Self(format!("{e:#}"))
+        Self(format!("{e:#}"), String::new())
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let verbose = cli.verbose;
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure(line)) => {
+        Err(Failure(line, metadata)) => {
+            if verbose {
+                eprint!("{metadata}");
+            }
             eprintln!("error: {line}");
             ExitCode::FAILURE
         }
@@ -446,7 +452,7 @@ async fn import(
         Ok(r) => r,
         Err(status) => {
             // Name the input the server refused, by file and line.
-            let mut line = render::error_line(&status);
+            let mut failure = Failure::from(status.clone());
             if let Some(index) = status
                 .message()
                 .strip_prefix("message ")
@@ -454,9 +460,30 @@ async fn import(
                 .and_then(|n| n.parse::<usize>().ok())
                 && let Some(record) = records.get(index)
             {
-                line = format!("{} (input {}): {line}", record.source, index + 1);
+                let prefix = format!("message {index}: ");
+                let reasons: Vec<String> = status
+                    .get_details_bad_request()
+                    .map(|b| {
+                        b.field_violations
+                            .iter()
+                            .map(|v| {
+                                format!(
+                                    "{}: {}",
+                                    v.field,
+                                    v.description.trim_start_matches(&prefix)
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                failure.0 = format!(
+                    "{}: {} was refused, nothing was imported: {}",
+                    render::code_name(&status),
+                    record.source,
+                    reasons.join("; ")
+                );
             }
-            return Err(Failure(line));
+            return Err(failure);
         }
     };
     if verbose {

@@ -74,6 +74,55 @@ pub fn never_sent(status: &Status) -> bool {
     false
 }
 
+/// A status tonic made from a transport failure (the connection was reset
+/// or broke before an answer; tonic reports UNKNOWN or CANCELLED) becomes UNAVAILABLE,
+/// as gRPC specifies, so idempotent calls retry it; an expired deadline
+/// (tonic: CANCELLED \"Timeout expired\") becomes DEADLINE_EXCEEDED. A status the server
+/// sent has no such cause and is kept as it is.
+pub fn transport_is_unavailable(status: Status) -> Status {
+    if !matches!(status.code(), Code::Unknown | Code::Cancelled) {
+        return status;
+    }
+    let mut source: Option<&(dyn StdError + 'static)> = status.source();
+    while let Some(err) = source {
+        if err.is::<tonic::TimeoutExpired>() {
+            return Status::deadline_exceeded(format!(
+                "no answer within the deadline ({})",
+                status.message()
+            ));
+        }
+        source = err.source();
+    }
+    let mut source: Option<&(dyn StdError + 'static)> = status.source();
+    while let Some(err) = source {
+        if err.is::<tonic::transport::Error>()
+            || err.is::<hyper::Error>()
+            || err.is::<std::io::Error>()
+        {
+            let mut unavailable =
+                Status::unavailable(format!("the connection failed: {}", chain(&status)));
+            unavailable.set_source(std::sync::Arc::new(status));
+            return unavailable;
+        }
+        source = err.source();
+    }
+    status
+}
+
+fn chain(status: &Status) -> String {
+    let mut text = status.message().to_owned();
+    let mut source: Option<&(dyn StdError + 'static)> = status.source();
+    while let Some(err) = source {
+        let part = err.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = err.source();
+    }
+    text
+}
+
 /// Whether an idempotent call may be retried after `status`.
 pub fn retryable(status: &Status) -> bool {
     status.code() == Code::Unavailable
