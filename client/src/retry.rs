@@ -77,7 +77,7 @@ pub fn never_sent(status: &Status) -> bool {
 /// A status tonic made from a transport failure (the connection was reset
 /// or broke before an answer; tonic reports UNKNOWN or CANCELLED) becomes UNAVAILABLE,
 /// as gRPC specifies, so idempotent calls retry it; an expired deadline
-/// (tonic: CANCELLED \"Timeout expired\") becomes DEADLINE_EXCEEDED. A status the server
+/// (tonic: CANCELLED "Timeout expired") becomes DEADLINE_EXCEEDED. A status the server
 /// sent has no such cause and is kept as it is.
 pub fn transport_is_unavailable(status: Status) -> Status {
     if !matches!(status.code(), Code::Unknown | Code::Cancelled) {
