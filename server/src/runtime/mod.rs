@@ -278,17 +278,27 @@ impl RuntimeBuilder {
                 .into_response()
         });
 
-        let dispatch = Dispatch {
-            grpc,
-            unsupported,
-            http,
+        let dispatch = Switch {
+            targets: vec![grpc, unsupported, http],
+            pick: Arc::new(|req| {
+                let route = route_of(req);
+                if route == 0 {
+                    mark_protocol(req);
+                }
+                route
+            }),
         };
-        let gate = CorsGate {
-            allowed: allowed_origins(&self.allow_origins)?,
-            with_cors: Router::new()
-                .fallback_service(dispatch.clone())
-                .layer(cors(&self.allow_origins)?),
-            without_cors: Router::new().fallback_service(dispatch),
+        let allowed = allowed_origins(&self.allow_origins)?;
+        let gate = Switch {
+            targets: vec![
+                Router::new()
+                    .fallback_service(dispatch.clone())
+                    .layer(cors(&self.allow_origins)?),
+                Router::new().fallback_service(dispatch),
+            ],
+            pick: Arc::new(move |req| {
+                usize::from(refused_origin(allowed.as_deref().map(Vec::as_slice), req))
+            }),
         };
         // Request ids outermost, so even CORS preflight answers carry one.
         let service = ServiceBuilder::new()
@@ -310,16 +320,16 @@ impl RuntimeBuilder {
     }
 }
 
-/// Sends each request to the gRPC services, the 415 answer, or plain HTTP.
-/// (`tower::steer::Steer` would do, but it is not `Sync`, which axum needs.)
+/// Sends each request to one of several routers, chosen by `pick` (an
+/// index into `targets`). `tower::steer::Steer` would do, but it is not
+/// `Sync`, which axum needs.
 #[derive(Clone)]
-struct Dispatch {
-    grpc: Router,
-    unsupported: Router,
-    http: Router,
+struct Switch {
+    targets: Vec<Router>,
+    pick: Arc<dyn Fn(&mut Request<axum::body::Body>) -> usize + Send + Sync>,
 }
 
-impl Service<Request<axum::body::Body>> for Dispatch {
+impl Service<Request<axum::body::Body>> for Switch {
     type Response = axum::response::Response;
     type Error = Infallible;
     type Future = axum::routing::future::RouteFuture<Infallible>;
@@ -332,29 +342,27 @@ impl Service<Request<axum::body::Body>> for Dispatch {
         std::task::Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<axum::body::Body>) -> Self::Future {
-        match route_of(&req) {
-            0 => {
-                let mut req = req;
-                let content_type = req
-                    .headers()
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                let protocol = if content_type.starts_with("application/grpc-web-text") {
-                    "grpc-web-text"
-                } else if content_type.starts_with("application/grpc-web") {
-                    "grpc-web"
-                } else {
-                    "grpc"
-                };
-                req.extensions_mut().insert(observe::Protocol(protocol));
-                self.grpc.call(req)
-            }
-            1 => self.unsupported.call(req),
-            _ => self.http.call(req),
-        }
+    fn call(&mut self, mut req: Request<axum::body::Body>) -> Self::Future {
+        let i = (self.pick)(&mut req);
+        self.targets[i].call(req)
     }
+}
+
+/// Marks a gRPC request's wire protocol for the log line.
+fn mark_protocol<B>(req: &mut Request<B>) {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let protocol = if content_type.starts_with("application/grpc-web-text") {
+        "grpc-web-text"
+    } else if content_type.starts_with("application/grpc-web") {
+        "grpc-web"
+    } else {
+        "grpc"
+    };
+    req.extensions_mut().insert(observe::Protocol(protocol));
 }
 
 /// 0 = gRPC services, 1 = 415, 2 = plain HTTP.
@@ -396,40 +404,14 @@ fn allowed_origins(origins: &[String]) -> anyhow::Result<Option<Arc<Vec<HeaderVa
     Ok(Some(Arc::new(list)))
 }
 
-/// Sends requests from a disallowed origin past the CORS layer, so they get
-/// no CORS headers at all (tower-http's layer still adds the non-origin
-/// ones, e.g. allow-methods, which would tell such a page more than it
-/// needs). The browser then blocks the page from reading the answer.
-#[derive(Clone)]
-struct CorsGate {
-    allowed: Option<Arc<Vec<HeaderValue>>>,
-    with_cors: Router,
-    without_cors: Router,
-}
-
-impl Service<Request<axum::body::Body>> for CorsGate {
-    type Response = axum::response::Response;
-    type Error = Infallible;
-    type Future = axum::routing::future::RouteFuture<Infallible>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Infallible>> {
-        // axum routers are always ready.
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<axum::body::Body>) -> Self::Future {
-        let refused = match (&self.allowed, req.headers().get(header::ORIGIN)) {
-            (Some(list), Some(origin)) => !list.contains(origin),
-            _ => false,
-        };
-        if refused {
-            self.without_cors.call(req)
-        } else {
-            self.with_cors.call(req)
-        }
+/// Whether a request comes from an origin outside the configured list.
+/// Such requests skip the CORS layer and so get no CORS headers at all
+/// (tower-http's layer would still add the non-origin ones, e.g.
+/// allow-methods); the browser then keeps the answer from the page.
+fn refused_origin<B>(allowed: Option<&[HeaderValue]>, req: &Request<B>) -> bool {
+    match (allowed, req.headers().get(header::ORIGIN)) {
+        (Some(list), Some(origin)) => !list.contains(origin),
+        _ => false,
     }
 }
 
