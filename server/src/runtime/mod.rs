@@ -326,8 +326,11 @@ impl RuntimeBuilder {
 #[derive(Clone)]
 struct Switch {
     targets: Vec<Router>,
-    pick: Arc<dyn Fn(&mut Request<axum::body::Body>) -> usize + Send + Sync>,
+    pick: Arc<Pick>,
 }
+
+/// Chooses a [`Switch`] target (and may mark the request on the way).
+type Pick = dyn Fn(&mut Request<axum::body::Body>) -> usize + Send + Sync;
 
 impl Service<Request<axum::body::Body>> for Switch {
     type Response = axum::response::Response;
