@@ -237,7 +237,7 @@ fn test(opts: &TestOptions) -> Result<()> {
         args.push("--".into());
         args.extend(opts.test_args.iter().cloned());
     }
-    cargo(&args)?;
+    cargo_test_counted(&args)?;
 
     step("all checks passed");
     Ok(())
@@ -374,6 +374,52 @@ fn cargo<S: AsRef<OsStr>>(args: &[S]) -> Result<()> {
     let mut cmd = cargo_command();
     cmd.args(args);
     run_command(cmd)
+}
+
+/// Runs `cargo test …`, echoing its output, and ends with one summary
+/// line over every test binary (`tests: N passed, N failed, N skipped`):
+/// cargo's own last line only speaks of the last binary (often doc tests).
+fn cargo_test_counted<S: AsRef<OsStr>>(args: &[S]) -> Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut cmd = cargo_command();
+    cmd.args(args).stdout(Stdio::piped());
+    let shown = display_command(&cmd);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error(format!("could not start `{shown}`: {e}")))?;
+    let (mut passed, mut failed, mut skipped) = (0u64, 0u64, 0u64);
+    if let Some(out) = child.stdout.take() {
+        let mut stdout = std::io::stdout();
+        for line in BufReader::new(out)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
+            let _ = writeln!(stdout, "{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                for part in rest.split(['.', ';']) {
+                    let mut words = part.split_whitespace();
+                    if let (Some(n), Some(what)) = (words.next(), words.next()) {
+                        let n: u64 = n.parse().unwrap_or(0);
+                        match what {
+                            "passed" => passed += n,
+                            "failed" => failed += n,
+                            "ignored" => skipped += n,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error(format!("`{shown}` did not finish: {e}")))?;
+    println!("tests: {passed} passed, {failed} failed, {skipped} skipped");
+    if status.success() {
+        Ok(())
+    } else {
+        fail(format!("`{shown}` failed ({status})"))
+    }
 }
 
 /// Runs `cmd` with inherited stdio; a spawn failure or non-zero exit is an error.
