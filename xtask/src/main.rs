@@ -23,10 +23,12 @@
 //!
 //! * `cargo xtask ci` — the same as `test`; this is what `.ci/run` calls.
 //!
-//! * `cargo xtask run [--] [SERVER_ARGS...]` — builds `article-server` in
-//!   release mode and runs it with `--demo-data` (plus `--static-dir web/dist`
-//!   when that folder exists) and any extra arguments. The server prints its
-//!   URL and a write token itself.
+//! * `cargo xtask run [--] [SERVER_ARGS...]` — builds the web app with
+//!   Trunk (`trunk build --release` into `web/dist`, installing Trunk, the
+//!   wasm-bindgen CLI matching Cargo.lock and npm's wasm-opt 132 when they
+//!   are missing), builds `article-server` in release mode and runs it with
+//!   `--demo-data --static-dir web/dist` and any extra arguments. The
+//!   server prints its URL and a write token itself.
 //!
 //! * `cargo xtask ensure-tools` (hidden) — only step 1 of `test`.
 //!
@@ -54,13 +56,19 @@ TASKS:
               --skip-lint   skip rustfmt and clippy (quick local runs)
               -- ARGS...    passed to `cargo test` (e.g. -- --nocapture)
     ci      Same as `test`; used by .ci/run.
-    run     Build article-server (release) and start it with demo data,
-            serving web/dist when it exists.
+    run     Build the web app (Trunk, release) and article-server (release),
+            then start the server with demo data, serving the app.
               [--] ARGS...  extra arguments passed to article-server
+    bench   Install oha, h2load and a Python grpcio venv if missing, build
+            release binaries and run the benchmarks into BENCHMARKS.md.
+              --quick       short smoke run (writes target/bench/ instead)
+              [--] ARGS...  passed to article-bench (see its --help)
     help    Print this message (also -h, --help).
 
 Missing toolchain pieces (the wasm32-unknown-unknown target, rustfmt,
-clippy) are installed through rustup automatically; present ones are kept.
+clippy) are installed through rustup automatically, and `run` installs
+trunk, wasm-bindgen-cli (cargo install) and wasm-opt (npm) when missing;
+present ones are kept.
 ";
 
 /// A failure that ends the task with a one-line message and exit code 1.
@@ -121,6 +129,7 @@ fn dispatch(args: &[OsString]) -> Result<()> {
             };
             run(server_args)
         }
+        "bench" => bench(rest),
         "ensure-tools" => ensure_tools(),
         other => {
             eprint!("{USAGE}");
@@ -275,13 +284,201 @@ fn run(server_args: &[OsString]) -> Result<()> {
     exec(cmd)
 }
 
-/// Builds the browser app and returns the folder to serve, if any.
+/// Trunk 0.21.14 is the newest that builds with Rust 1.95 (0.22 needs newer).
+const TRUNK_VERSION: &str = "0.21.14";
+/// npm `binaryen` whose `wasm-opt` reports `version_132`. Not Debian's
+/// binaryen (108): Trunk accepts it, but the page it produces breaks.
+const BINARYEN_VERSION: &str = "132.0.0";
+const WASM_OPT_VERSION: &str = "version_132";
+
+/// Builds the browser app in release mode and returns the folder to serve.
 ///
-/// Stub: the browser-app issue will run Trunk here (`trunk build --release`
-/// in `web/`) and return `Some(web/dist)`. Until then nothing is built and
-/// `run` falls back to serving `web/dist` only if it already exists.
+/// Installs what is missing first (each step is skipped when the right
+/// version is already there): the wasm32 target, Trunk, the wasm-bindgen
+/// CLI at exactly the version of the `wasm-bindgen` crate in Cargo.lock,
+/// and wasm-opt from npm into `target/tools`. Then `cargo fetch` (Trunk
+/// builds `--offline`, see `Trunk.toml`) and `trunk build --release`,
+/// which writes `web/dist`.
 fn build_web() -> Result<Option<PathBuf>> {
-    Ok(None)
+    let root = workspace_root();
+    step("build the web app (trunk build --release)");
+    ensure_wasm_target()?;
+
+    let tools_dir = root.join("target").join("tools");
+    let path = tool_path(&tools_dir)?;
+    let bindgen_version = cargo_lock_version(&root, "wasm-bindgen")?;
+    ensure_cargo_tool(
+        &path,
+        "trunk",
+        TRUNK_VERSION,
+        &["install", "trunk", "--version", TRUNK_VERSION, "--locked"],
+    )?;
+    // Not `--locked`: a dependency version in wasm-bindgen-cli's own lock
+    // file is missing from the registry.
+    ensure_cargo_tool(
+        &path,
+        "wasm-bindgen",
+        &bindgen_version,
+        &["install", "wasm-bindgen-cli", "--version", &bindgen_version],
+    )?;
+    ensure_wasm_opt(&path, &tools_dir)?;
+
+    step("cargo fetch (Trunk builds offline)");
+    cargo(&["fetch", "--locked"])?;
+
+    let mut cmd = Command::new("trunk");
+    cmd.current_dir(&root)
+        .args(["build", "--release"])
+        .env("PATH", &path)
+        // Trunk.toml names the version too; Cargo.lock is the authority.
+        .env("TRUNK_TOOLS_WASM_BINDGEN", &bindgen_version)
+        .env("TRUNK_TOOLS_WASM_OPT", WASM_OPT_VERSION)
+        // Leptos: type-erase components and reactive closures, which makes
+        // the wasm about 5 % smaller. Applies to the wasm32 crates only
+        // (Trunk passes `--target`), in their own `wasm-release` profile.
+        .env(
+            "RUSTFLAGS",
+            append_flags(env::var_os("RUSTFLAGS"), "--cfg erase_components"),
+        );
+    step(&display_command(&cmd));
+    run_command(cmd)?;
+
+    let dist = root.join("web").join("dist");
+    if !dist.join("index.html").is_file() {
+        return fail(format!(
+            "trunk finished but {} has no index.html",
+            dist.display()
+        ));
+    }
+    Ok(Some(dist))
+}
+
+/// `PATH` for the web tools: npm's `.bin` in `tools_dir` first (wasm-opt),
+/// then cargo's bin folder (where `cargo install` puts trunk and
+/// wasm-bindgen, even when it is not on the caller's `PATH`), then `PATH`.
+fn tool_path(tools_dir: &Path) -> Result<OsString> {
+    let mut dirs = vec![tools_dir.join("node_modules").join(".bin")];
+    let cargo_home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(home) = cargo_home {
+        dirs.push(home.join("bin"));
+    }
+    if let Some(path) = env::var_os("PATH") {
+        dirs.extend(env::split_paths(&path));
+    }
+    env::join_paths(dirs).map_err(|e| Error(format!("cannot build PATH for the web tools: {e}")))
+}
+
+/// The version of `package` recorded in the workspace's Cargo.lock.
+fn cargo_lock_version(root: &Path, package: &str) -> Result<String> {
+    let lock_path = root.join("Cargo.lock");
+    let lock = std::fs::read_to_string(&lock_path)
+        .map_err(|e| Error(format!("cannot read {}: {e}", lock_path.display())))?;
+    let wanted = format!("name = \"{package}\"");
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == wanted {
+            let version = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("version = "))
+                .map(|v| v.trim_matches('"').to_owned());
+            if let Some(version) = version {
+                return Ok(version);
+            }
+        }
+    }
+    fail(format!("{package} is not in Cargo.lock"))
+}
+
+/// The second word of `<program> --version` (e.g. `trunk 0.21.14`), if it runs.
+fn tool_version(path: &OsStr, program: &str) -> Option<String> {
+    let output = Command::new(program)
+        .arg("--version")
+        .env("PATH", path)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .nth(1)
+        .map(str::to_owned)
+}
+
+/// Runs `cargo <install_args>` unless `<program> --version` already reports
+/// `version`.
+fn ensure_cargo_tool(
+    path: &OsStr,
+    program: &str,
+    version: &str,
+    install_args: &[&str],
+) -> Result<()> {
+    match tool_version(path, program) {
+        Some(found) if found == version => {
+            println!("    {program} {version}: present");
+            return Ok(());
+        }
+        Some(found) => println!("    {program} {found} found, {version} needed: installing"),
+        None => println!("    {program} not found: installing {version} (takes minutes)"),
+    }
+    let started = std::time::Instant::now();
+    cargo(install_args)?;
+    println!(
+        "    installed {program} {version} in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Installs npm `binaryen` into `tools_dir` unless its wasm-opt is there
+/// with the right version.
+fn ensure_wasm_opt(path: &OsStr, tools_dir: &Path) -> Result<()> {
+    let wasm_opt = tools_dir.join("node_modules").join(".bin").join("wasm-opt");
+    // `wasm-opt --version` prints `wasm-opt version 132 (version_132)`.
+    let present = Command::new(&wasm_opt)
+        .arg("--version")
+        .env("PATH", path)
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(WASM_OPT_VERSION)
+        });
+    if present {
+        println!("    wasm-opt {WASM_OPT_VERSION}: present");
+        return Ok(());
+    }
+    println!(
+        "    installing wasm-opt (npm binaryen@{BINARYEN_VERSION}) into {}",
+        tools_dir.display()
+    );
+    std::fs::create_dir_all(tools_dir)
+        .map_err(|e| Error(format!("cannot create {}: {e}", tools_dir.display())))?;
+    let mut cmd = Command::new("npm");
+    cmd.arg("install")
+        .arg("--prefix")
+        .arg(tools_dir)
+        .args(["--no-audit", "--no-fund"])
+        .arg(format!("binaryen@{BINARYEN_VERSION}"));
+    run_command(cmd).map_err(|e| {
+        Error(format!(
+            "{e}\n(wasm-opt comes from npm; install Node.js and npm, e.g. `apt-get install npm`)"
+        ))
+    })
+}
+
+/// `existing` (e.g. the caller's RUSTFLAGS) with `extra` appended.
+fn append_flags(existing: Option<OsString>, extra: &str) -> OsString {
+    match existing {
+        Some(mut flags) if !flags.is_empty() => {
+            flags.push(" ");
+            flags.push(extra);
+            flags
+        }
+        _ => extra.into(),
+    }
 }
 
 /// Installs the wasm32 target and the rustfmt/clippy components when they
@@ -317,6 +514,16 @@ fn ensure_tools() -> Result<()> {
         println!("    rustfmt and clippy: present");
     }
 
+    ensure_wasm_target_with(have_rustup)
+}
+
+/// Installs the `wasm32-unknown-unknown` target through rustup if missing.
+fn ensure_wasm_target() -> Result<()> {
+    let have_rustup = quiet_success(Command::new("rustup").arg("--version"));
+    ensure_wasm_target_with(have_rustup)
+}
+
+fn ensure_wasm_target_with(have_rustup: bool) -> Result<()> {
     if have_rustup {
         let output = Command::new("rustup")
             .args(["target", "list", "--installed"])
@@ -343,6 +550,106 @@ fn ensure_tools() -> Result<()> {
         println!("    rustup not found; assuming {WASM_TARGET} is available");
     }
     Ok(())
+}
+
+/// Runs the benchmarks (`bench/`). Installs what is missing, each step
+/// skipped when the tool already works: `oha` (`cargo install oha
+/// --locked`), `h2load` (`apt-get install -y nghttp2-client`) and a Python
+/// venv in `target/bench-venv` with `bench/python/requirements.txt`. Then
+/// builds `article-server` and `article-bench` in release mode and runs
+/// `article-bench`, which writes `BENCHMARKS.md` (with `--quick`, a smoke
+/// run into `target/bench/`).
+fn bench(args: &[OsString]) -> Result<()> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        print!("{USAGE}");
+        return Ok(());
+    }
+    let args = match args.split_first() {
+        Some((first, tail)) if first == "--" => tail,
+        _ => args,
+    };
+    let root = workspace_root();
+    step("ensure benchmark tools (oha, h2load, Python venv with grpcio)");
+
+    // oha: on PATH, or where `cargo install` puts it.
+    let cargo_bin = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|home| {
+            home.join("bin")
+                .join(format!("oha{}", env::consts::EXE_SUFFIX))
+        });
+    let oha = if quiet_success(Command::new("oha").arg("--version")) {
+        PathBuf::from("oha")
+    } else {
+        match cargo_bin {
+            Some(p) if quiet_success(Command::new(&p).arg("--version")) => p,
+            installed => {
+                cargo(&["install", "oha", "--locked"])?;
+                installed.unwrap_or_else(|| PathBuf::from("oha"))
+            }
+        }
+    };
+    println!("    oha: {}", oha.display());
+
+    if quiet_success(Command::new("h2load").arg("--version")) {
+        println!("    h2load: present");
+    } else {
+        let install = || {
+            let mut cmd = Command::new("apt-get");
+            cmd.args(["install", "-y", "nghttp2-client"]);
+            run_command(cmd)
+        };
+        if install().is_err() {
+            // Fresh machines may have no package lists yet.
+            let mut update = Command::new("apt-get");
+            update.arg("update");
+            run_command(update)?;
+            install()?;
+        }
+    }
+
+    let venv = target_dir(&root).join("bench-venv");
+    let python = venv.join("bin").join("python");
+    if !python.is_file() {
+        let mut cmd = Command::new("python3");
+        cmd.args(["-m", "venv"]).arg(&venv);
+        run_command(cmd)?;
+    }
+    if quiet_success(Command::new(&python).args(["-c", "import grpc, grpc_tools, google.protobuf"]))
+    {
+        println!("    Python venv with grpcio: present");
+    } else {
+        let mut cmd = Command::new(&python);
+        cmd.args(["-m", "pip", "install", "--disable-pip-version-check", "-r"])
+            .arg(root.join("bench").join("python").join("requirements.txt"));
+        run_command(cmd)?;
+    }
+
+    step("cargo build --release -p article-server -p article-bench");
+    cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "article-server",
+        "-p",
+        "article-bench",
+        "--locked",
+    ])?;
+    let binary = target_dir(&root)
+        .join("release")
+        .join(format!("article-bench{}", env::consts::EXE_SUFFIX));
+    let mut cmd = Command::new(binary);
+    cmd.current_dir(&root)
+        .arg("--root")
+        .arg(&root)
+        .arg("--oha")
+        .arg(&oha)
+        .arg("--python")
+        .arg(&python)
+        .args(args);
+    step(&display_command(&cmd));
+    run_command(cmd)
 }
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,665 @@
+//! `article-bench`: the benchmark run behind `cargo xtask bench`.
+//!
+//! Seeds a SQLite database through the server's ImportArticles, then runs
+//! the same load (same connections, same duration, the same pre-encoded
+//! `ListArticles { page_size: 20 }` body) back to back against:
+//! (1) the physical limit (`limit-server`, replaying the real answer),
+//! (2) this server over gRPC-web / HTTP/1.1, (3) this server over native
+//! gRPC / h2c, (4) the JSON gateway architecture (`json-gateway` in front
+//! of this server), (5) the seeds' stack (Python `grpc.aio`). Then holds N
+//! WatchArticles streams open (`watch-fanout`) over HTTP/2 and HTTP/1.1.
+//! Writes the figures, as ratios against the targets, between the
+//! result markers of `BENCHMARKS.md`.
+//!
+//! Servers are started on 127.0.0.1:0 and used once they print their
+//! listening line and answer a checked call. With two or more CPUs the
+//! servers and the load generators are pinned to separate halves of them.
+//! The tools (oha, h2load, the Python venv) are installed by xtask.
+
+mod load;
+mod report;
+mod seed;
+mod wire;
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use article_bench::{
+    grpc::{self, Wire},
+    process::{self, Server},
+};
+use clap::{Parser, ValueEnum};
+use serde::{Deserialize, Serialize};
+use tokio::process::Command;
+
+use self::load::{Load, LoadConfig, LoadResult};
+
+/// The benchmark database's write token (a throwaway local database).
+const TOKEN: &str = "bench-token-0123456789";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Part {
+    Unary,
+    Streaming,
+}
+
+#[derive(Parser)]
+#[command(about = "Runs the benchmarks and writes BENCHMARKS.md (use `cargo xtask bench`).")]
+struct Args {
+    /// Short runs for a smoke test (3 s per run, 500 streams); writes
+    /// target/bench/BENCHMARKS.quick.md unless --out is given.
+    #[arg(long)]
+    quick: bool,
+    /// Workspace root.
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// Seconds per measured run (default 20; 3 with --quick).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Seconds of warm-up before each measured run (default 3; 1 with --quick).
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Concurrent connections (one request in flight on each).
+    #[arg(long, default_value_t = 50)]
+    connections: usize,
+    /// Articles in the seeded database.
+    #[arg(long, default_value_t = 1000)]
+    articles: usize,
+    /// Watch stream counts (default 1000,10000; 500 with --quick).
+    #[arg(long, value_delimiter = ',')]
+    streams: Vec<usize>,
+    /// Python of the venv with grpcio, grpcio-tools and protobuf; the
+    /// Python system is skipped without it.
+    #[arg(long)]
+    python: Option<PathBuf>,
+    #[arg(long, default_value = "oha")]
+    oha: PathBuf,
+    #[arg(long, default_value = "h2load")]
+    h2load: PathBuf,
+    /// The article-server binary (default: target/release/article-server),
+    /// e.g. to measure a change before and after.
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// `RUST_LOG` for the article server (default: unset, its own default).
+    #[arg(long)]
+    server_log: Option<String>,
+    /// Extra environment for the article server, as KEY=VALUE (repeatable),
+    /// e.g. `MALLOC_ARENA_MAX=2` for an experiment.
+    #[arg(long, value_name = "KEY=VALUE")]
+    server_env: Vec<String>,
+    /// Where to write the results.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Do not pin servers and load generators to separate CPUs.
+    #[arg(long)]
+    no_pin: bool,
+    /// Run only this part.
+    #[arg(long, value_enum)]
+    only: Option<Part>,
+}
+
+/// Everything a run needs to start things.
+struct Ctx {
+    root: PathBuf,
+    work: PathBuf,
+    bins: PathBuf,
+    server_bin: PathBuf,
+    server_log: Option<String>,
+    server_env: Vec<(String, String)>,
+    server_cpus: Option<String>,
+    load: LoadConfig,
+    python: Option<PathBuf>,
+}
+
+impl Ctx {
+    fn db(&self) -> PathBuf {
+        self.work.join("articles.db")
+    }
+
+    fn log(&self, name: &str) -> PathBuf {
+        self.work.join("logs").join(format!("{name}.log"))
+    }
+
+    async fn article_server(&self, name: &str) -> anyhow::Result<Server> {
+        let mut cmd = process::command(&self.server_bin, self.server_cpus.as_deref());
+        cmd.args(["--listen", "127.0.0.1:0", "--database"])
+            .arg(format!("sqlite://{}", self.db().display()))
+            .args(["--token", &format!("bench={TOKEN}")])
+            .env_remove("RUST_LOG");
+        if let Some(filter) = &self.server_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        cmd.envs(self.server_env.iter().map(|(k, v)| (k, v)));
+        Server::start(name, cmd, &self.log(name)).await
+    }
+
+    async fn bench_bin(&self, bin: &str, name: &str, args: &[String]) -> anyhow::Result<Server> {
+        let mut cmd = process::command(self.bins.join(bin), self.server_cpus.as_deref());
+        cmd.args(args);
+        Server::start(name, cmd, &self.log(name)).await
+    }
+}
+
+/// One unary run, as reported.
+#[derive(Clone, Debug, Serialize)]
+pub struct UnaryRun {
+    pub key: &'static str,
+    pub system: &'static str,
+    pub tool: &'static str,
+    /// Whether the answer's message bytes equal the reference byte for byte.
+    pub identical: Option<bool>,
+    pub result: LoadResult,
+}
+
+/// One streaming run (as `watch-fanout` prints it).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct StreamRun {
+    pub transport: String,
+    pub streams: usize,
+    pub connections: usize,
+    pub nofile_limit: u64,
+    pub open_secs: f64,
+    pub rss_before_mib: f64,
+    pub rss_open_mib: f64,
+    pub rss_per_stream_kib: f64,
+    pub rounds: usize,
+    pub create_ms: Vec<f64>,
+    pub fanout_p50_ms: f64,
+    pub fanout_p99_ms: f64,
+    pub fanout_max_ms: f64,
+    pub delivered: usize,
+    pub failed_streams: usize,
+}
+
+/// Bytes of one ListArticles exchange, gRPC-web and JSON, plain and gzip.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct WireComparison {
+    pub grpc_web: wire::WireBytes,
+    pub grpc_web_gzip: wire::WireBytes,
+    pub json: wire::WireBytes,
+    pub json_gzip: wire::WireBytes,
+}
+
+pub struct Results {
+    pub quick: bool,
+    pub articles: usize,
+    pub page_len: usize,
+    pub response_bytes: usize,
+    pub pinning: Option<(String, String)>,
+    pub load: LoadConfig,
+    pub unary: Vec<UnaryRun>,
+    pub wire: Option<WireComparison>,
+    pub streams: Vec<StreamRun>,
+    pub skipped: Vec<String>,
+    /// How the article server was run, if not as shipped.
+    pub server_variant: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let root = std::fs::canonicalize(&args.root)?;
+    let work = root.join("target").join("bench");
+    if work.exists() {
+        std::fs::remove_dir_all(&work)?;
+    }
+    std::fs::create_dir_all(work.join("logs"))?;
+
+    // HTTP/1.1 streams need a socket each, here and in the servers, which
+    // inherit this limit.
+    let nofile = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
+    let machine = report::Machine::read(&args, nofile).await;
+    println!("machine: {}", machine.summary());
+
+    let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pinning = (!args.no_pin && nproc >= 2).then(|| {
+        let half = nproc / 2;
+        let load = if half == 1 {
+            "0".to_owned()
+        } else {
+            format!("0-{}", half - 1)
+        };
+        let servers = if half == nproc - 1 {
+            half.to_string()
+        } else {
+            format!("{half}-{}", nproc - 1)
+        };
+        (servers, load)
+    });
+    let load_threads = match &pinning {
+        Some(_) => nproc / 2,
+        None => nproc,
+    };
+    let bins = std::env::current_exe()?
+        .parent()
+        .context("no directory of article-bench")?
+        .to_owned();
+    let ctx = Ctx {
+        server_bin: args
+            .server_bin
+            .clone()
+            .unwrap_or_else(|| bins.join("article-server")),
+        bins,
+        server_log: args.server_log.clone(),
+        server_env: args
+            .server_env
+            .iter()
+            .map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .with_context(|| format!("--server-env {kv:?} is not KEY=VALUE"))
+            })
+            .collect::<anyhow::Result<_>>()?,
+        server_cpus: pinning.as_ref().map(|p| p.0.clone()),
+        load: LoadConfig {
+            connections: args.connections,
+            duration: Duration::from_secs_f64(args.duration.unwrap_or(if args.quick {
+                3.0
+            } else {
+                20.0
+            })),
+            warmup: Duration::from_secs_f64(args.warmup.unwrap_or(if args.quick {
+                1.0
+            } else {
+                3.0
+            })),
+            cpus: pinning.as_ref().map(|p| p.1.clone()),
+            threads: load_threads.max(1),
+            oha: args.oha.clone(),
+            h2load: args.h2load.clone(),
+            body_file: work.join("list_request.bin"),
+        },
+        python: args.python.clone(),
+        root: root.clone(),
+        work: work.clone(),
+    };
+    if !ctx.server_bin.is_file() {
+        bail!(
+            "{} not found: build it first (`cargo build --release -p article-server`)",
+            ctx.server_bin.display()
+        );
+    }
+
+    step(&format!("seeding {} articles", args.articles));
+    let seeding = ctx.article_server("seed").await?;
+    let seeded = seed::seed(&seeding, TOKEN, args.articles, &work).await?;
+    seeding.stop().await?;
+    println!(
+        "    ListArticles page_size 20: {} articles, {} bytes encoded",
+        seeded.page_len,
+        seeded.reference.len()
+    );
+
+    let mut results = Results {
+        quick: args.quick,
+        articles: args.articles,
+        page_len: seeded.page_len,
+        response_bytes: seeded.reference.len(),
+        pinning,
+        load: ctx.load.clone(),
+        unary: Vec::new(),
+        wire: None,
+        streams: Vec::new(),
+        skipped: Vec::new(),
+        server_variant: args
+            .server_bin
+            .iter()
+            .map(|b| format!("binary {}", b.display()))
+            .chain(args.server_log.iter().map(|l| format!("RUST_LOG={l}")))
+            .chain(args.server_env.iter().cloned())
+            .collect(),
+    };
+    if args.only != Some(Part::Streaming) {
+        unary(&ctx, &seeded, &mut results).await?;
+    }
+    if args.only != Some(Part::Unary) {
+        let counts = if !args.streams.is_empty() {
+            args.streams.clone()
+        } else if args.quick {
+            vec![500]
+        } else {
+            vec![1000, 10_000]
+        };
+        streaming(&ctx, &counts, &mut results).await?;
+    }
+
+    let machine = machine.finish();
+    let section = report::render(&machine, &results);
+    let out = args.out.clone().unwrap_or_else(|| {
+        if args.quick {
+            work.join("BENCHMARKS.quick.md")
+        } else {
+            root.join("BENCHMARKS.md")
+        }
+    });
+    report::write(&out, &section)?;
+    std::fs::write(
+        work.join("results.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "unary": results.unary,
+            "wire": results.wire,
+            "streams": results.streams,
+        }))?,
+    )?;
+    step(&format!("wrote {}", out.display()));
+    println!("{}", report::targets_text(&results));
+    Ok(())
+}
+
+fn step(what: &str) {
+    println!("==> {what}");
+}
+
+fn url(server: &Server, path: &str) -> String {
+    format!("http://{}{path}", server.addr)
+}
+
+async fn unary(ctx: &Ctx, seeded: &seed::Seeded, results: &mut Results) -> anyhow::Result<()> {
+    let list = grpc::LIST_PATH;
+    let reference = &seeded.reference[..];
+    let logs = ctx.work.join("logs");
+
+    // (1) The physical limit: the same answer, replayed.
+    step("(1) physical limit: hyper replaying the answer");
+    let responses = ctx.work.join("limit").display().to_string();
+    let limit = ctx
+        .bench_bin("limit-server", "limit", &["--responses".into(), responses])
+        .await?;
+    let (_, web_same) = grpc::check_list(limit.addr, Wire::GrpcWeb, reference).await?;
+    let (_, h2_same) = grpc::check_list(limit.addr, Wire::Grpc, reference).await?;
+    let r = load::run(
+        &ctx.load,
+        &Load::OhaGrpcWeb {
+            url: url(&limit, list),
+        },
+        &[limit.pid],
+        &logs,
+        "limit-h1",
+    )
+    .await?;
+    results.unary.push(run(
+        "limit-h1",
+        "(1) physical limit, HTTP/1.1 gRPC-web",
+        Some(web_same),
+        &Load::OhaGrpcWeb { url: String::new() },
+        r,
+    ));
+    let r = load::run(
+        &ctx.load,
+        &Load::H2load {
+            url: url(&limit, list),
+        },
+        &[limit.pid],
+        &logs,
+        "limit-h2",
+    )
+    .await?;
+    results.unary.push(run(
+        "limit-h2",
+        "(1) physical limit, h2c gRPC",
+        Some(h2_same),
+        &Load::H2load { url: String::new() },
+        r,
+    ));
+    limit.stop().await?;
+
+    // (2) and (3): this server, both protocols.
+    step("(2)/(3) article-server: gRPC-web over HTTP/1.1, gRPC over h2c");
+    let server = ctx.article_server("server").await?;
+    let (_, web_same) = grpc::check_list(server.addr, Wire::GrpcWeb, reference).await?;
+    let (_, h2_same) = grpc::check_list(server.addr, Wire::Grpc, reference).await?;
+    let r = load::run(
+        &ctx.load,
+        &Load::OhaGrpcWeb {
+            url: url(&server, list),
+        },
+        &[server.pid],
+        &logs,
+        "server-web",
+    )
+    .await?;
+    results.unary.push(run(
+        "server-web",
+        "(2) this server, gRPC-web (HTTP/1.1)",
+        Some(web_same),
+        &Load::OhaGrpcWeb { url: String::new() },
+        r,
+    ));
+    let r = load::run(
+        &ctx.load,
+        &Load::H2load {
+            url: url(&server, list),
+        },
+        &[server.pid],
+        &logs,
+        "server-grpc",
+    )
+    .await?;
+    results.unary.push(run(
+        "server-grpc",
+        "(3) this server, gRPC (h2c)",
+        Some(h2_same),
+        &Load::H2load { url: String::new() },
+        r,
+    ));
+    let r = load::run(
+        &ctx.load,
+        &Load::OhaGrpcH2 {
+            url: url(&server, list),
+        },
+        &[server.pid],
+        &logs,
+        "server-grpc-oha",
+    )
+    .await?;
+    results.unary.push(run(
+        "server-grpc-oha",
+        "(3) this server, gRPC (h2c), cross-check",
+        Some(h2_same),
+        &Load::OhaGrpcH2 { url: String::new() },
+        r,
+    ));
+
+    // (4) the gateway in front of a server of its own.
+    step("(4) JSON gateway (axum) calling the server over gRPC");
+    let gateway = ctx
+        .bench_bin(
+            "json-gateway",
+            "gateway",
+            &["--upstream".into(), format!("http://{}", server.addr)],
+        )
+        .await?;
+    let json_path = "/v1/articles?page_size=20";
+    let (_, status) =
+        wire::exchange(gateway.addr, &format!("GET {json_path} HTTP/1.1"), &[]).await?;
+    if !status.contains(" 200") {
+        bail!("the gateway answered {status}");
+    }
+    results.wire = Some(wire_bytes(&server, &gateway, json_path).await?);
+    let r = load::run(
+        &ctx.load,
+        &Load::OhaGet {
+            url: url(&gateway, json_path),
+        },
+        &[gateway.pid, server.pid],
+        &logs,
+        "gateway",
+    )
+    .await?;
+    results.unary.push(run(
+        "gateway",
+        "(4) JSON gateway → this server",
+        None,
+        &Load::OhaGet { url: String::new() },
+        r,
+    ));
+    gateway.stop().await?;
+    server.stop().await?;
+
+    // (5) the seeds' stack.
+    match &ctx.python {
+        Some(python) => {
+            step("(5) Python grpc.aio");
+            let python_server = start_python(ctx, python).await?;
+            let (_, same) = grpc::check_list(python_server.addr, Wire::Grpc, reference).await?;
+            let r = load::run(
+                &ctx.load,
+                &Load::H2load {
+                    url: url(&python_server, list),
+                },
+                &[python_server.pid],
+                &logs,
+                "python",
+            )
+            .await?;
+            results.unary.push(run(
+                "python",
+                "(5) Python grpc.aio (h2c)",
+                Some(same),
+                &Load::H2load { url: String::new() },
+                r,
+            ));
+            python_server.stop().await?;
+        }
+        None => results.skipped.push("(5) Python: no --python given".into()),
+    }
+    Ok(())
+}
+
+fn run(
+    key: &'static str,
+    system: &'static str,
+    identical: Option<bool>,
+    load: &Load,
+    result: LoadResult,
+) -> UnaryRun {
+    println!(
+        "    {system}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} failed, server {:.2} cores, {:.1} MiB",
+        result.rps,
+        result.p50_ms,
+        result.p99_ms,
+        result.failed,
+        result.server.cpu_cores,
+        result.server.peak_rss_mib
+    );
+    UnaryRun {
+        key,
+        system,
+        tool: load.tool(),
+        identical,
+        result,
+    }
+}
+
+async fn wire_bytes(
+    server: &Server,
+    gateway: &Server,
+    json_path: &str,
+) -> anyhow::Result<WireComparison> {
+    let body = grpc::list_request_body();
+    let web_head = format!(
+        "POST {} HTTP/1.1\r\nContent-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1",
+        grpc::LIST_PATH
+    );
+    let (grpc_web, _) = wire::exchange(server.addr, &web_head, &body).await?;
+    let (grpc_web_gzip, _) = wire::exchange(
+        server.addr,
+        &format!("{web_head}\r\nGrpc-Accept-Encoding: gzip"),
+        &body,
+    )
+    .await?;
+    let json_head = format!("GET {json_path} HTTP/1.1\r\nAccept: application/json");
+    let (json, _) = wire::exchange(gateway.addr, &json_head, &[]).await?;
+    let (json_gzip, _) = wire::exchange(
+        gateway.addr,
+        &format!("{json_head}\r\nAccept-Encoding: gzip"),
+        &[],
+    )
+    .await?;
+    Ok(WireComparison {
+        grpc_web,
+        grpc_web_gzip,
+        json,
+        json_gzip,
+    })
+}
+
+async fn start_python(ctx: &Ctx, python: &Path) -> anyhow::Result<Server> {
+    let stubs = ctx.work.join("py");
+    std::fs::create_dir_all(&stubs)?;
+    let status = Command::new(python)
+        .args(["-m", "grpc_tools.protoc", "-I"])
+        .arg(ctx.root.join("proto"))
+        .arg(format!("--python_out={}", stubs.display()))
+        .arg(format!("--grpc_python_out={}", stubs.display()))
+        .arg("article/v1/article.proto")
+        .status()
+        .await
+        .context("running grpc_tools.protoc")?;
+    if !status.success() {
+        bail!("grpc_tools.protoc failed ({status})");
+    }
+    let mut cmd = process::command(python, ctx.server_cpus.as_deref());
+    cmd.arg(ctx.root.join("bench").join("python").join("server.py"))
+        .arg("--data")
+        .arg(ctx.work.join("articles.pb"))
+        .arg("--stubs")
+        .arg(&stubs)
+        .env("PYTHONUNBUFFERED", "1");
+    Server::start("python", cmd, &ctx.log("python")).await
+}
+
+async fn streaming(ctx: &Ctx, counts: &[usize], results: &mut Results) -> anyhow::Result<()> {
+    for transport in ["h2", "h1"] {
+        for &n in counts {
+            step(&format!("WatchArticles: {n} streams over {transport}"));
+            let name = format!("watch-{transport}-{n}");
+            let server = ctx.article_server(&name).await?;
+            // Warm the server the same way before every count.
+            let _ = grpc::call(
+                server.addr,
+                Wire::Grpc,
+                grpc::LIST_PATH,
+                grpc::list_request_body(),
+            )
+            .await?;
+            let mut cmd = process::command(ctx.bins.join("watch-fanout"), ctx.load.cpus.as_deref());
+            cmd.arg("--url")
+                .arg(format!("http://{}", server.addr))
+                .args(["--server-pid", &server.pid.to_string()])
+                .args(["--streams", &n.to_string(), "--transport", transport])
+                .env("ARTICLE_TOKEN", TOKEN);
+            let out = cmd.output().await.context("running watch-fanout")?;
+            std::fs::write(
+                ctx.log(&format!("{name}-client")),
+                [&out.stdout[..], &out.stderr[..]].concat(),
+            )?;
+            let stopped = server.stop().await;
+            if !out.status.success() {
+                bail!(
+                    "watch-fanout failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            stopped?;
+            let line = String::from_utf8_lossy(&out.stdout);
+            let r: StreamRun = serde_json::from_str(line.trim().lines().last().unwrap_or_default())
+                .context("watch-fanout printed no result")?;
+            println!(
+                "    RSS {:.1} → {:.1} MiB ({:.1} KiB/stream), fan-out p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                r.rss_before_mib,
+                r.rss_open_mib,
+                r.rss_per_stream_kib,
+                r.fanout_p50_ms,
+                r.fanout_p99_ms,
+                r.fanout_max_ms
+            );
+            results.streams.push(r);
+        }
+    }
+    Ok(())
+}
