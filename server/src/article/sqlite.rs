@@ -140,27 +140,53 @@ impl SqliteStore {
 #[async_trait]
 impl ArticleStore for SqliteStore {
     async fn list(&self, query: &ListQuery) -> StoreResult<Page> {
-        const FILTER: &str = "FROM articles a
-            WHERE (?1 = '' OR instr(a.search_text, ?1) > 0)
-              AND (?2 = '' OR EXISTS (SELECT 1 FROM article_tags t WHERE t.article_id = a.id AND t.tag = ?2))";
+        // Only the filters in use go into the SQL: an unfiltered count is
+        // then answered from the small `articles_newest` index instead of
+        // reading every row. Page and count come from one statement (one
+        // snapshot, one trip to the connection's worker thread).
         let needle = query.text.to_lowercase();
-        // Both statements read one snapshot, so the count matches the page.
-        let mut tx = self.pool.begin().await?;
-        let total_count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {FILTER}"))
-            .bind(&needle)
-            .bind(&query.tag)
-            .fetch_one(&mut *tx)
+        let mut conditions = Vec::new();
+        let mut values: Vec<&str> = Vec::new();
+        if !needle.is_empty() {
+            conditions.push("instr(a.search_text, ?) > 0");
+            values.push(&needle);
+        }
+        if !query.tag.is_empty() {
+            conditions.push(
+                "EXISTS (SELECT 1 FROM article_tags t WHERE t.article_id = a.id AND t.tag = ?)",
+            );
+            values.push(&query.tag);
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let count_sql = format!("SELECT COUNT(*) FROM articles a {filter}");
+        let page_sql = format!(
+            "SELECT {ARTICLE_COLUMNS}, ({count_sql}) AS total_count FROM articles a {filter}
+             ORDER BY a.create_time DESC, a.id DESC LIMIT ? OFFSET ?"
+        );
+        let mut page = sqlx::query(&page_sql);
+        for v in values.iter().chain(values.iter()) {
+            page = page.bind(*v);
+        }
+        let rows = page
+            .bind(i64::from(query.page_size))
+            .bind(i64::try_from(query.offset()).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
             .await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {ARTICLE_COLUMNS} {FILTER} ORDER BY a.create_time DESC, a.id DESC LIMIT ?3 OFFSET ?4"
-        ))
-        .bind(&needle)
-        .bind(&query.tag)
-        .bind(i64::from(query.page_size))
-        .bind(i64::try_from(query.offset()).unwrap_or(i64::MAX))
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let total_count = match rows.first() {
+            Some(row) => row.try_get("total_count")?,
+            // A page past the end has no row to carry the count.
+            None => {
+                let mut count = sqlx::query_scalar(&count_sql);
+                for v in &values {
+                    count = count.bind(*v);
+                }
+                count.fetch_one(&self.pool).await?
+            }
+        };
         let articles = rows
             .iter()
             .map(article_from_row)
