@@ -1,6 +1,8 @@
 //! `watch-fanout`: opens N `WatchArticles` streams against a running
-//! article server — native gRPC multiplexed over a few HTTP/2 connections,
-//! or gRPC-web with one HTTP/1.1 connection per stream — holds them open,
+//! article server — native gRPC over HTTP/2 (`--streams-per-connection`
+//! per connection: many to model one multiplexing client, 1 to model many
+//! separate clients), or gRPC-web with one HTTP/1.1 connection per
+//! stream — holds them open,
 //! reads the server's RSS before and after, then commits one article per
 //! round and timestamps its arrival on every stream. Prints one JSON
 //! object on stdout.

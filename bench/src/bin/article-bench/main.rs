@@ -42,7 +42,11 @@ const TOKEN: &str = "bench-token-0123456789";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Part {
+    /// All unary runs.
     Unary,
+    /// Only the unary runs of this server, (2) and (3): for before/after
+    /// comparisons of a server change (with --server-bin).
+    Server,
     Streaming,
 }
 
@@ -312,10 +316,10 @@ async fn main() -> anyhow::Result<()> {
             .chain(args.server_env.iter().cloned())
             .collect(),
     };
-    if args.only != Some(Part::Streaming) {
-        unary(&ctx, &seeded, &mut results).await?;
+    if matches!(args.only, None | Some(Part::Unary | Part::Server)) {
+        unary(&ctx, &seeded, args.only == Some(Part::Server), &mut results).await?;
     }
-    if args.only != Some(Part::Unary) {
+    if matches!(args.only, None | Some(Part::Streaming)) {
         let counts = if !args.streams.is_empty() {
             args.streams.clone()
         } else if args.quick {
@@ -357,111 +361,63 @@ fn url(server: &Server, path: &str) -> String {
     format!("http://{}{path}", server.addr)
 }
 
-async fn unary(ctx: &Ctx, seeded: &seed::Seeded, results: &mut Results) -> anyhow::Result<()> {
+async fn unary(
+    ctx: &Ctx,
+    seeded: &seed::Seeded,
+    server_only: bool,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    if !server_only {
+        physical_limit(ctx, seeded, results).await?;
+    }
     let list = grpc::LIST_PATH;
     let reference = &seeded.reference[..];
-    let logs = ctx.work.join("logs");
-
-    // (1) The physical limit: the same answer, replayed.
-    step("(1) physical limit: hyper replaying the answer");
-    let responses = ctx.work.join("limit").display().to_string();
-    let limit = ctx
-        .bench_bin("limit-server", "limit", &["--responses".into(), responses])
-        .await?;
-    let (_, web_same) = grpc::check_list(limit.addr, Wire::GrpcWeb, reference).await?;
-    let (_, h2_same) = grpc::check_list(limit.addr, Wire::Grpc, reference).await?;
-    let r = load::run(
-        &ctx.load,
-        &Load::OhaGrpcWeb {
-            url: url(&limit, list),
-        },
-        &[limit.pid],
-        &logs,
-        "limit-h1",
-    )
-    .await?;
-    results.unary.push(run(
-        "limit-h1",
-        "(1) physical limit, HTTP/1.1 gRPC-web",
-        Some(web_same),
-        &Load::OhaGrpcWeb { url: String::new() },
-        r,
-    ));
-    let r = load::run(
-        &ctx.load,
-        &Load::H2load {
-            url: url(&limit, list),
-        },
-        &[limit.pid],
-        &logs,
-        "limit-h2",
-    )
-    .await?;
-    results.unary.push(run(
-        "limit-h2",
-        "(1) physical limit, h2c gRPC",
-        Some(h2_same),
-        &Load::H2load { url: String::new() },
-        r,
-    ));
-    limit.stop().await?;
 
     // (2) and (3): this server, both protocols.
     step("(2)/(3) article-server: gRPC-web over HTTP/1.1, gRPC over h2c");
     let server = ctx.article_server("server").await?;
     let (_, web_same) = grpc::check_list(server.addr, Wire::GrpcWeb, reference).await?;
     let (_, h2_same) = grpc::check_list(server.addr, Wire::Grpc, reference).await?;
-    let r = load::run(
-        &ctx.load,
-        &Load::OhaGrpcWeb {
-            url: url(&server, list),
-        },
-        &[server.pid],
-        &logs,
-        "server-web",
-    )
-    .await?;
-    results.unary.push(run(
+    measure(
+        ctx,
+        results,
         "server-web",
         "(2) this server, gRPC-web (HTTP/1.1)",
         Some(web_same),
-        &Load::OhaGrpcWeb { url: String::new() },
-        r,
-    ));
-    let r = load::run(
-        &ctx.load,
-        &Load::H2load {
+        Load::OhaGrpcWeb {
             url: url(&server, list),
         },
         &[server.pid],
-        &logs,
-        "server-grpc",
     )
     .await?;
-    results.unary.push(run(
+    measure(
+        ctx,
+        results,
         "server-grpc",
         "(3) this server, gRPC (h2c)",
         Some(h2_same),
-        &Load::H2load { url: String::new() },
-        r,
-    ));
-    let r = load::run(
-        &ctx.load,
-        &Load::OhaGrpcH2 {
+        Load::H2load {
             url: url(&server, list),
         },
         &[server.pid],
-        &logs,
-        "server-grpc-oha",
     )
     .await?;
-    results.unary.push(run(
+    measure(
+        ctx,
+        results,
         "server-grpc-oha",
         "(3) this server, gRPC (h2c), cross-check",
         Some(h2_same),
-        &Load::OhaGrpcH2 { url: String::new() },
-        r,
-    ));
+        Load::OhaGrpcH2 {
+            url: url(&server, list),
+        },
+        &[server.pid],
+    )
+    .await?;
+
+    if server_only {
+        return server.stop().await;
+    }
 
     // (4) the gateway in front of a server of its own.
     step("(4) JSON gateway (axum) calling the server over gRPC");
@@ -479,23 +435,18 @@ async fn unary(ctx: &Ctx, seeded: &seed::Seeded, results: &mut Results) -> anyho
         bail!("the gateway answered {status}");
     }
     results.wire = Some(wire_bytes(&server, &gateway, json_path).await?);
-    let r = load::run(
-        &ctx.load,
-        &Load::OhaGet {
-            url: url(&gateway, json_path),
-        },
-        &[gateway.pid, server.pid],
-        &logs,
-        "gateway",
-    )
-    .await?;
-    results.unary.push(run(
+    measure(
+        ctx,
+        results,
         "gateway",
         "(4) JSON gateway → this server",
         None,
-        &Load::OhaGet { url: String::new() },
-        r,
-    ));
+        Load::OhaGet {
+            url: url(&gateway, json_path),
+        },
+        &[gateway.pid, server.pid],
+    )
+    .await?;
     gateway.stop().await?;
     server.stop().await?;
 
@@ -505,23 +456,18 @@ async fn unary(ctx: &Ctx, seeded: &seed::Seeded, results: &mut Results) -> anyho
             step("(5) Python grpc.aio");
             let python_server = start_python(ctx, python).await?;
             let (_, same) = grpc::check_list(python_server.addr, Wire::Grpc, reference).await?;
-            let r = load::run(
-                &ctx.load,
-                &Load::H2load {
-                    url: url(&python_server, list),
-                },
-                &[python_server.pid],
-                &logs,
-                "python",
-            )
-            .await?;
-            results.unary.push(run(
+            measure(
+                ctx,
+                results,
                 "python",
                 "(5) Python grpc.aio (h2c)",
                 Some(same),
-                &Load::H2load { url: String::new() },
-                r,
-            ));
+                Load::H2load {
+                    url: url(&python_server, list),
+                },
+                &[python_server.pid],
+            )
+            .await?;
             python_server.stop().await?;
         }
         None => results.skipped.push("(5) Python: no --python given".into()),
@@ -529,13 +475,62 @@ async fn unary(ctx: &Ctx, seeded: &seed::Seeded, results: &mut Results) -> anyho
     Ok(())
 }
 
-fn run(
+/// (1) The physical limit: the same answer, replayed.
+async fn physical_limit(
+    ctx: &Ctx,
+    seeded: &seed::Seeded,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    let list = grpc::LIST_PATH;
+    let reference = &seeded.reference[..];
+    step("(1) physical limit: hyper replaying the answer");
+    let responses = ctx.work.join("limit").display().to_string();
+    let limit = ctx
+        .bench_bin("limit-server", "limit", &["--responses".into(), responses])
+        .await?;
+    let (_, web_same) = grpc::check_list(limit.addr, Wire::GrpcWeb, reference).await?;
+    let (_, h2_same) = grpc::check_list(limit.addr, Wire::Grpc, reference).await?;
+    measure(
+        ctx,
+        results,
+        "limit-h1",
+        "(1) physical limit, HTTP/1.1 gRPC-web",
+        Some(web_same),
+        Load::OhaGrpcWeb {
+            url: url(&limit, list),
+        },
+        &[limit.pid],
+    )
+    .await?;
+    measure(
+        ctx,
+        results,
+        "limit-h2",
+        "(1) physical limit, h2c gRPC",
+        Some(h2_same),
+        Load::H2load {
+            url: url(&limit, list),
+        },
+        &[limit.pid],
+    )
+    .await?;
+    limit.stop().await?;
+
+    Ok(())
+}
+
+/// One measured run of `load` against the processes `pids`, recorded
+/// under `key`.
+async fn measure(
+    ctx: &Ctx,
+    results: &mut Results,
     key: &'static str,
     system: &'static str,
     identical: Option<bool>,
-    load: &Load,
-    result: LoadResult,
-) -> UnaryRun {
+    load: Load,
+    pids: &[u32],
+) -> anyhow::Result<()> {
+    let result = load::run(&ctx.load, &load, pids, &ctx.work.join("logs"), key).await?;
     println!(
         "    {system}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} failed, server {:.2} cores, {:.1} MiB",
         result.rps,
@@ -545,13 +540,14 @@ fn run(
         result.server.cpu_cores,
         result.server.peak_rss_mib
     );
-    UnaryRun {
+    results.unary.push(UnaryRun {
         key,
         system,
         tool: load.tool(),
         identical,
         result,
-    }
+    });
+    Ok(())
 }
 
 async fn wire_bytes(
@@ -613,10 +609,14 @@ async fn start_python(ctx: &Ctx, python: &Path) -> anyhow::Result<Server> {
 }
 
 async fn streaming(ctx: &Ctx, counts: &[usize], results: &mut Results) -> anyhow::Result<()> {
-    for transport in ["h2", "h1"] {
+    // HTTP/2 multiplexed (one client with many streams), HTTP/2 with one
+    // stream per connection (many browsers), HTTP/1.1 (one per connection).
+    for (transport, per_connection) in [("h2", 100), ("h2", 1), ("h1", 1)] {
         for &n in counts {
-            step(&format!("WatchArticles: {n} streams over {transport}"));
-            let name = format!("watch-{transport}-{n}");
+            step(&format!(
+                "WatchArticles: {n} streams over {transport}, {per_connection} per connection"
+            ));
+            let name = format!("watch-{transport}x{per_connection}-{n}");
             let server = ctx.article_server(&name).await?;
             // Warm the server the same way before every count.
             let _ = grpc::call(
@@ -631,6 +631,7 @@ async fn streaming(ctx: &Ctx, counts: &[usize], results: &mut Results) -> anyhow
                 .arg(format!("http://{}", server.addr))
                 .args(["--server-pid", &server.pid.to_string()])
                 .args(["--streams", &n.to_string(), "--transport", transport])
+                .args(["--streams-per-connection", &per_connection.to_string()])
                 .env("ARTICLE_TOKEN", TOKEN);
             let out = cmd.output().await.context("running watch-fanout")?;
             std::fs::write(

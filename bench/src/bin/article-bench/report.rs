@@ -7,7 +7,7 @@ use std::{fmt::Write as _, path::Path};
 
 use tokio::process::Command;
 
-use crate::{Args, Results, UnaryRun, load::LoadResult};
+use crate::{Args, Results, StreamRun, UnaryRun, load::LoadResult};
 
 pub const BEGIN: &str = "<!-- bench:results:begin (written by `cargo xtask bench`) -->";
 pub const END: &str = "<!-- bench:results:end -->";
@@ -209,35 +209,30 @@ fn targets(results: &Results) -> Vec<(String, String, Option<bool>)> {
         get("python"),
         15.0,
     ));
-    for transport in ["h2", "h1"] {
-        let label = transport_name(transport);
-        match results
-            .streams
-            .iter()
-            .find(|s| s.transport == transport && s.streams == 10_000)
-        {
-            Some(s) => rows.push((
-                format!("10,000 streams ({label}) < 150 MB server RSS"),
-                format!(
-                    "{:.1} MiB ({:.0} MB)",
-                    s.rss_open_mib,
-                    s.rss_open_mib * 1.048_576
-                ),
-                Some(s.rss_open_mib * 1.048_576 < 150.0),
-            )),
-            None => rows.push((
-                format!("10,000 streams ({label}) < 150 MB server RSS"),
-                "not measured".into(),
-                None,
-            )),
-        }
+    for s in results.streams.iter().filter(|s| s.streams == 10_000) {
+        rows.push((
+            format!("10,000 streams ({}) < 150 MB server RSS", transport_name(s)),
+            format!(
+                "{:.1} MiB ({:.0} MB)",
+                s.rss_open_mib,
+                s.rss_open_mib * 1.048_576
+            ),
+            Some(s.rss_open_mib * 1.048_576 < 150.0),
+        ));
+    }
+    if !results.streams.iter().any(|s| s.streams == 10_000) {
+        rows.push((
+            "10,000 streams < 150 MB server RSS".into(),
+            "not measured".into(),
+            None,
+        ));
     }
     for s in &results.streams {
         rows.push((
             format!(
                 "p99 fan-out < 500 ms, {} streams ({})",
                 s.streams,
-                transport_name(&s.transport)
+                transport_name(s)
             ),
             format!("{:.1} ms", s.fanout_p99_ms),
             Some(s.fanout_p99_ms < 500.0),
@@ -246,9 +241,10 @@ fn targets(results: &Results) -> Vec<(String, String, Option<bool>)> {
     rows
 }
 
-fn transport_name(t: &str) -> &'static str {
-    match t {
-        "h2" => "gRPC, HTTP/2",
+fn transport_name(s: &StreamRun) -> &'static str {
+    match s.transport.as_str() {
+        "h2" if s.connections < s.streams => "gRPC, HTTP/2, 100 streams per connection",
+        "h2" => "gRPC, HTTP/2, one stream per connection",
         _ => "gRPC-web, HTTP/1.1",
     }
 }
@@ -265,7 +261,7 @@ fn verdict(met: Option<bool>) -> &'static str {
 pub fn targets_text(results: &Results) -> String {
     targets(results)
         .into_iter()
-        .map(|(t, m, met)| format!("  {:<62} {:<24} {}", t, m, verdict(met).trim_matches('*')))
+        .map(|(t, m, met)| format!("  {:<80} {:<36} {}", t, m, verdict(met).trim_matches('*')))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -424,7 +420,7 @@ pub fn render(machine: &Machine, results: &Results) -> String {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {:.1} | {:.1} → {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
-                transport_name(&r.transport),
+                transport_name(r),
                 r.streams,
                 r.connections,
                 r.open_secs,
@@ -449,7 +445,7 @@ pub fn render(machine: &Machine, results: &Results) -> String {
                 s,
                 "- {} streams over {}: {} streams ended early.",
                 r.streams,
-                transport_name(&r.transport),
+                transport_name(r),
                 r.failed_streams
             );
         }

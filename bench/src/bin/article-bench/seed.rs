@@ -43,7 +43,8 @@ pub async fn seed(
 
     // Everything, newest first, for the Python server's memory.
     let mut all = pb::ListArticlesResponse::default();
-    for page in 1.. {
+    let pages = articles.div_ceil(100) as i32;
+    for page in 1..=pages {
         let response = client
             .list_articles(pb::ListArticlesRequest {
                 page,
@@ -53,9 +54,6 @@ pub async fn seed(
             .await?
             .into_inner();
         all.total_count = response.total_count;
-        if response.articles.is_empty() {
-            break;
-        }
         all.articles.extend(response.articles);
     }
     if all.articles.len() != articles {
