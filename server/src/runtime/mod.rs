@@ -407,14 +407,18 @@ fn allowed_origins(origins: &[String]) -> anyhow::Result<Option<Arc<Vec<HeaderVa
     Ok(Some(Arc::new(list)))
 }
 
-/// Whether a request comes from an origin outside the configured list.
+/// Whether a request skips CORS: it has no `Origin`, or one outside the
+/// configured list.
 /// Such requests skip the CORS layer and so get no CORS headers at all
 /// (tower-http's layer would still add the non-origin ones, e.g.
 /// allow-methods); the browser then keeps the answer from the page.
 fn refused_origin<B>(allowed: Option<&[HeaderValue]>, req: &Request<B>) -> bool {
     match (allowed, req.headers().get(header::ORIGIN)) {
         (Some(list), Some(origin)) => !list.contains(origin),
-        _ => false,
+        // No Origin: not a cross-origin browser request (native clients,
+        // curl), so CORS headers would be wasted bytes.
+        (_, None) => true,
+        (None, Some(_)) => false,
     }
 }
 
