@@ -98,20 +98,6 @@ pub struct Settings {
     pub drain_secs: u64,
 }
 
-impl Settings {
-    /// Settings for tests and embedding: port 0 on 127.0.0.1, an in-memory
-    /// database, no tokens (one is generated), defaults elsewhere.
-    pub fn for_tests() -> Self {
-        Self::parse_from([
-            "article-server",
-            "--listen",
-            "127.0.0.1:0",
-            "--database",
-            "sqlite::memory:",
-        ])
-    }
-}
-
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")

@@ -20,7 +20,6 @@ pub struct Application {
     runtime: Runtime,
     generated_token: Option<TokenSpec>,
     feed: ChangeFeed,
-    store: Arc<dyn ArticleStore>,
 }
 
 impl Application {
@@ -82,7 +81,6 @@ impl Application {
             runtime,
             generated_token,
             feed,
-            store,
         })
     }
 
@@ -100,19 +98,10 @@ impl Application {
         self.generated_token.as_ref()
     }
 
-    /// Open WatchArticles streams.
-    pub fn watchers(&self) -> i64 {
-        self.feed.watchers()
-    }
-
     /// A handle that reports the number of open watch streams.
     pub fn watcher_count(&self) -> impl Fn() -> i64 + Send + Sync + 'static {
         let feed = self.feed.clone();
         move || feed.watchers()
-    }
-
-    pub fn store(&self) -> Arc<dyn ArticleStore> {
-        self.store.clone()
     }
 
     /// Serves until SIGTERM or SIGINT, then drains and returns.

@@ -290,7 +290,7 @@ impl ArticleStore for SqliteStore {
 
     async fn changes_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Change>> {
         let rows = sqlx::query(
-            "SELECT seq, kind, article_id, title, content, author, tags, create_time, update_time, version, old_tags
+            "SELECT seq, kind, article_id AS id, title, content, author, tags, create_time, update_time, version, old_tags
              FROM article_events WHERE seq > ? ORDER BY seq LIMIT ?",
         )
         .bind(after)
@@ -394,25 +394,15 @@ fn article_from_row(row: &SqliteRow) -> StoreResult<Article> {
 fn change_from_row(row: &SqliteRow) -> StoreResult<Change> {
     let sequence: i64 = row.try_get("seq")?;
     let kind: String = row.try_get("kind")?;
-    let id: i64 = row.try_get("article_id")?;
+    // `article_id AS id`: the article columns read as `article_from_row` expects.
+    let id: i64 = row.try_get("id")?;
     let old_tags = || -> StoreResult<Vec<String>> {
         Ok(split_tags(
             row.try_get::<Option<String>, _>("old_tags")?
                 .unwrap_or_default(),
         ))
     };
-    let article = || -> StoreResult<Article> {
-        Ok(Article {
-            id,
-            title: row.try_get("title")?,
-            content: row.try_get("content")?,
-            author: row.try_get("author")?,
-            tags: split_tags(row.try_get("tags")?),
-            create_time: time(row.try_get("create_time")?)?,
-            update_time: time(row.try_get("update_time")?)?,
-            version: row.try_get("version")?,
-        })
-    };
+    let article = || article_from_row(row);
     let kind = match kind.as_str() {
         "created" => ChangeKind::Created(article()?),
         "updated" => ChangeKind::Updated {
