@@ -313,30 +313,6 @@ fn web_transport(config: &ClientConfig) -> anyhow::Result<Transport> {
         .layer(tonic_web::GrpcWebClientLayer::new())
         .service(client)
         .map_response(|r: http::Response<_>| r.map(Body::new))
-        .map_err(|e| transport_failure(e.into()));
+        .map_err(tonic::codegen::StdError::from);
     Ok(BoxCloneSyncService::new(service))
-}
-
-/// A failure of the transport itself (no gRPC status was received: the
-/// connection could not be made, broke, or TLS failed) is UNAVAILABLE, as
-/// gRPC specifies, so idempotent calls retry it. The message names the
-/// whole cause chain (e.g. the certificate problem); the cause stays
-/// attached so [`retry::never_sent`] can inspect it.
-fn transport_failure(err: tonic::codegen::StdError) -> tonic::codegen::StdError {
-    if err.is::<Status>() {
-        return err;
-    }
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    let mut status = Status::unavailable(message);
-    status.set_source(Arc::from(err));
-    Box::new(status)
 }
