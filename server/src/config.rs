@@ -77,6 +77,11 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1000..))]
     pub watch_retain: u64,
 
+    /// Memory for ListArticles pages answered without the database until
+    /// the next write, in MiB; 0 turns the cache off.
+    #[arg(long, env = "ARTICLE_LIST_CACHE_MIB", default_value_t = 16)]
+    pub list_cache_mib: usize,
+
     /// Load about 30 sample articles when the database is empty.
     #[arg(long, env = "ARTICLE_DEMO_DATA")]
     pub demo_data: bool,
@@ -109,6 +114,7 @@ impl fmt::Debug for Settings {
             .field("max_message_bytes", &self.max_message_bytes)
             .field("watch_heartbeat_secs", &self.watch_heartbeat_secs)
             .field("watch_retain", &self.watch_retain)
+            .field("list_cache_mib", &self.list_cache_mib)
             .field("demo_data", &self.demo_data)
             .field("tls_cert", &self.tls_cert)
             .field("log_format", &self.log_format)

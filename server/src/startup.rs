@@ -8,7 +8,12 @@ use proto::v1::article_service_server::ArticleServiceServer;
 
 use crate::{
     article::{
-        demo, grpc::ArticleGrpc, sqlite::SqliteStore, store::ArticleStore, watch::ChangeFeed,
+        cache::{CacheStats, ListCache},
+        demo,
+        grpc::ArticleGrpc,
+        sqlite::SqliteStore,
+        store::ArticleStore,
+        watch::ChangeFeed,
     },
     auth::Tokens,
     config::{Settings, TokenSpec},
@@ -20,6 +25,7 @@ pub struct Application {
     runtime: Runtime,
     generated_token: Option<TokenSpec>,
     feed: ChangeFeed,
+    lists: Arc<ListCache>,
 }
 
 impl Application {
@@ -58,7 +64,15 @@ impl Application {
         } else {
             (settings.tokens.clone(), None)
         };
-        let articles = ArticleGrpc::new(store.clone(), feed.clone(), Arc::new(Tokens::new(tokens)));
+        let lists = Arc::new(ListCache::new(
+            settings.list_cache_mib.saturating_mul(1024 * 1024),
+        ));
+        let articles = ArticleGrpc::new(
+            store.clone(),
+            feed.clone(),
+            Arc::new(Tokens::new(tokens)),
+            lists.clone(),
+        );
 
         let closing = feed.clone();
         let builder = RuntimeBuilder::new().max_message_bytes(settings.max_message_bytes);
@@ -81,6 +95,7 @@ impl Application {
             runtime,
             generated_token,
             feed,
+            lists,
         })
     }
 
@@ -96,6 +111,12 @@ impl Application {
     /// The token generated because none was configured.
     pub fn generated_token(&self) -> Option<&TokenSpec> {
         self.generated_token.as_ref()
+    }
+
+    /// A handle that reports the ListArticles cache's hits and misses.
+    pub fn list_cache_stats(&self) -> impl Fn() -> CacheStats + Send + Sync + 'static {
+        let lists = self.lists.clone();
+        move || lists.stats()
     }
 
     /// A handle that reports the number of open watch streams.

@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{
     Article, ArticleDraft, ArticleError, FieldViolation, ListQuery,
+    cache::ListCache,
     store::{ArticleStore, Change, ChangeKind},
     watch::{ChangeFeed, WatchItem},
 };
@@ -29,15 +30,30 @@ pub struct ArticleGrpc {
     store: Arc<dyn ArticleStore>,
     feed: ChangeFeed,
     tokens: Arc<Tokens>,
+    lists: Arc<ListCache>,
 }
 
 impl ArticleGrpc {
-    pub fn new(store: Arc<dyn ArticleStore>, feed: ChangeFeed, tokens: Arc<Tokens>) -> Self {
+    pub fn new(
+        store: Arc<dyn ArticleStore>,
+        feed: ChangeFeed,
+        tokens: Arc<Tokens>,
+        lists: Arc<ListCache>,
+    ) -> Self {
         Self {
             store,
             feed,
             tokens,
+            lists,
         }
+    }
+
+    async fn list_page(&self, query: ListQuery) -> Result<pb::ListArticlesResponse, ArticleError> {
+        let page = self.store.list(&query).await?;
+        Ok(pb::ListArticlesResponse {
+            articles: page.articles.into_iter().map(Into::into).collect(),
+            total_count: page.total_count,
+        })
     }
 }
 
@@ -100,11 +116,17 @@ impl ArticleService for ArticleGrpc {
         request: Request<pb::ListArticlesRequest>,
     ) -> Result<Response<pb::ListArticlesResponse>, Status> {
         let query = ListQuery::try_from(request.into_inner()).map_err(ArticleError::validation)?;
-        let page = self.store.list(&query).await?;
-        Ok(Response::new(pb::ListArticlesResponse {
-            articles: page.articles.into_iter().map(Into::into).collect(),
-            total_count: page.total_count,
-        }))
+        // Read before the query: see `cache` for why this order is safe.
+        let generation = self.store.generation().filter(|_| self.lists.enabled());
+        let Some(generation) = generation else {
+            return Ok(Response::new(self.list_page(query).await?));
+        };
+        if let Some(page) = self.lists.get(generation, &query) {
+            return Ok(Response::new(page.as_ref().clone()));
+        }
+        let page = Arc::new(self.list_page(query.clone()).await?);
+        self.lists.insert(generation, query, page.clone());
+        Ok(Response::new(Arc::unwrap_or_clone(page)))
     }
 
     async fn get_article(

@@ -2,6 +2,7 @@
 //! (`store`, `sqlite`), the change feed (`watch`), errors (`error`) and the
 //! gRPC surface (`grpc`). Only `grpc` knows about tonic and protobuf.
 
+pub mod cache;
 pub mod demo;
 pub mod error;
 pub mod grpc;
@@ -136,7 +137,7 @@ fn tag_problem(tag: &str) -> Option<&'static str> {
 }
 
 /// What to list: one page of matches, newest first.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ListQuery {
     /// 1-based.
     pub page: u32,

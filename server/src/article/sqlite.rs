@@ -3,7 +3,14 @@
 //! crash, `BEGIN IMMEDIATE` for writes so concurrent writers queue instead
 //! of failing, and `sqlite::memory:` on a single shared connection.
 
-use std::{str::FromStr, sync::Arc, time::Duration};
+use std::{
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -29,6 +36,10 @@ pub struct SqliteStore {
     pool: SqlitePool,
     retain: i64,
     committed: Arc<Notify>,
+    /// Bumped by every commit in this process (see `generation`). The
+    /// server is the only writer of its SQLite file, as the change feed
+    /// already assumes.
+    generation: AtomicU64,
 }
 
 impl SqliteStore {
@@ -71,6 +82,7 @@ impl SqliteStore {
             pool,
             retain: retain.max(1000) as i64,
             committed: Arc::new(Notify::new()),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -79,7 +91,11 @@ impl SqliteStore {
     }
 
     async fn commit(&self, tx: Transaction<'static, Sqlite>) -> StoreResult<()> {
-        tx.commit().await?;
+        let committed = tx.commit().await;
+        // Bumped whatever the outcome: a failed commit may still have
+        // changed something, and a needless bump only costs a cache miss.
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        committed?;
         self.committed.notify_one();
         Ok(())
     }
@@ -326,6 +342,10 @@ impl ArticleStore for SqliteStore {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM articles")
             .fetch_one(&self.pool)
             .await?)
+    }
+
+    fn generation(&self) -> Option<u64> {
+        Some(self.generation.load(Ordering::Acquire))
     }
 
     fn committed(&self) -> Arc<Notify> {

@@ -86,6 +86,14 @@ pub trait ArticleStore: Send + Sync + 'static {
     /// change after it.
     async fn prune_changes(&self, published: i64) -> StoreResult<()>;
     async fn count(&self) -> StoreResult<i64>;
+    /// A number that changes whenever a write commits, before the write is
+    /// acknowledged, so reads may be answered from memory while it stays
+    /// the same (see `cache`). `None` (the default) when the store cannot
+    /// know of every write without asking the database, e.g. several
+    /// servers on one database: reads then always go to the database.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
     /// Signalled (`notify_one`) after every committed write.
     fn committed(&self) -> Arc<Notify>;
     /// Whether the store answers; used by health checks.

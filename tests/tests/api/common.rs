@@ -8,7 +8,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, sync::Once, time::Duration};
 
-use article_server::{Application, Settings};
+use article_server::{Application, Settings, article::cache::CacheStats};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use clap::Parser as _;
 use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
@@ -62,6 +62,7 @@ pub struct TestServer {
     pub url: String,
     pub dir: tempfile::TempDir,
     watchers: Box<dyn Fn() -> i64 + Send + Sync>,
+    list_cache: Box<dyn Fn() -> CacheStats + Send + Sync>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -95,6 +96,7 @@ impl TestServer {
         let addr = app.local_addr();
         let url = app.url();
         let watchers = Box::new(app.watcher_count());
+        let list_cache = Box::new(app.list_cache_stats());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
@@ -104,6 +106,7 @@ impl TestServer {
             url,
             dir,
             watchers,
+            list_cache,
             stop: Some(stop),
             task: Some(task),
         }
@@ -112,6 +115,11 @@ impl TestServer {
     /// Open WatchArticles streams on the server.
     pub fn watchers(&self) -> i64 {
         (self.watchers)()
+    }
+
+    /// Hits and misses of the server's ListArticles cache.
+    pub fn list_cache(&self) -> CacheStats {
+        (self.list_cache)()
     }
 
     /// Waits (bounded) until `cond` holds, polling every 10 ms.

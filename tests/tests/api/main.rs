@@ -4,6 +4,7 @@
 mod common;
 
 mod bad_input;
+mod cache;
 mod cors;
 mod crud;
 mod example;
