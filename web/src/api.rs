@@ -17,8 +17,8 @@
 use std::{future::Future, time::Duration};
 
 use futures::future::{Either, select};
-use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
 use prost::Message as _;
+use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
 use tonic::{Code, Status, metadata::MetadataValue};
 use tonic_web_wasm_client::Client;
 

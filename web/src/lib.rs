@@ -4,6 +4,7 @@
 //! * [`api`] is the only module that speaks gRPC.
 //! * [`pages`] has one module per route, [`components`] the shared pieces.
 //! * [`live`] follows the change feed, [`session`] keeps the write token,
+//!   [`router`] picks the page for the address and navigates,
 //!   [`routes`] builds and reads the URLs, [`task`] ties async work to the
 //!   component that started it (so navigating away cancels it).
 //!
@@ -31,19 +32,17 @@ pub mod api;
 pub mod components;
 pub mod live;
 pub mod pages;
+pub mod router;
 pub mod routes;
 pub mod session;
 pub mod task;
 
 use leptos::prelude::*;
-use leptos_router::{
-    components::{FlatRoutes, Route, Router},
-    path,
-};
 
 use crate::{
     components::SignInBox,
     pages::{DetailPage, EditPage, ListPage, NewPage, NotFoundPage},
+    router::{Page, provide_router, use_page},
     routes::NEW_HREF,
     session::Session,
 };
@@ -51,39 +50,43 @@ use crate::{
 #[component]
 pub fn App() -> impl IntoView {
     provide_context(Session::restore());
+    provide_router();
+    let page = use_page();
+    // Only a change of page replaces the view; the pages follow changes of
+    // query and id themselves.
+    let routed = move || match page.get() {
+        Page::List => view! { <ListPage /> }.into_any(),
+        Page::New => view! { <NewPage /> }.into_any(),
+        Page::Detail => view! { <DetailPage /> }.into_any(),
+        Page::Edit => view! { <EditPage /> }.into_any(),
+        Page::NotFound => view! { <NotFoundPage /> }.into_any(),
+    };
     view! {
-        <Router>
-            <a class="skip-link" href="#main">
-                "Skip to content"
-            </a>
-            <header class="site-header">
-                <div class="wrap header-row">
-                    <a class="brand" href="/">
-                        <span class="brand-mark" aria-hidden="true">"◆"</span>
-                        "Articles"
+        <a class="skip-link" href="#main">
+            "Skip to content"
+        </a>
+        <header class="site-header">
+            <div class="wrap header-row">
+                <a class="brand" href="/">
+                    <span class="brand-mark" aria-hidden="true">"◆"</span>
+                    "Articles"
+                </a>
+                <nav aria-label="Main" class="main-nav">
+                    <a class="button" href=NEW_HREF data-testid="new-article">
+                        "New article"
                     </a>
-                    <nav aria-label="Main" class="main-nav">
-                        <a class="button" href=NEW_HREF data-testid="new-article">
-                            "New article"
-                        </a>
-                    </nav>
-                    <SignInBox />
-                </div>
-            </header>
-            <main id="main" class="wrap" tabindex="-1">
-                <FlatRoutes fallback=NotFoundPage>
-                    <Route path=path!("/") view=ListPage />
-                    <Route path=path!("/articles/new") view=NewPage />
-                    <Route path=path!("/articles/:id") view=DetailPage />
-                    <Route path=path!("/articles/:id/edit") view=EditPage />
-                </FlatRoutes>
-            </main>
-            <footer class="site-footer">
-                <div class="wrap">
-                    "Served over gRPC-web by article-server, rendered with Leptos in WebAssembly."
-                </div>
-            </footer>
-        </Router>
+                </nav>
+                <SignInBox />
+            </div>
+        </header>
+        <main id="main" class="wrap" tabindex="-1">
+            {routed}
+        </main>
+        <footer class="site-footer">
+            <div class="wrap">
+                "Served over gRPC-web by article-server, rendered with Leptos in WebAssembly."
+            </div>
+        </footer>
     }
 }
 

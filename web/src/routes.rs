@@ -2,7 +2,7 @@
 //! (`?page=2&size=20&q=grpc&tag=rust`), so any list view can be bookmarked,
 //! shared and reloaded.
 
-use leptos_router::params::ParamsMap;
+use crate::router::query_value;
 
 pub const DEFAULT_PAGE_SIZE: i32 = 10;
 pub const PAGE_SIZES: [i32; 3] = [10, 20, 50];
@@ -32,19 +32,17 @@ impl Default for ListParams {
 impl ListParams {
     /// Reads the query string; anything missing or malformed falls back
     /// to the default, so a hand-edited URL still shows a list.
-    pub fn from_query(query: &ParamsMap) -> Self {
-        let number = |key: &str| {
-            query
-                .get_str(key)
-                .and_then(|v| v.trim().parse::<i32>().ok())
-        };
+    /// `search` is the query string, with or without its `?`.
+    pub fn from_query(search: &str) -> Self {
+        let number =
+            |key: &str| query_value(search, key).and_then(|v| v.trim().parse::<i32>().ok());
         Self {
             page: number("page").filter(|p| *p >= 1).unwrap_or(1),
             size: number("size")
                 .filter(|s| *s >= 1)
                 .map_or(DEFAULT_PAGE_SIZE, |s| s.min(MAX_PAGE_SIZE)),
-            q: query.get("q").unwrap_or_default(),
-            tag: query.get("tag").unwrap_or_default(),
+            q: query_value(search, "q").unwrap_or_default(),
+            tag: query_value(search, "tag").unwrap_or_default(),
         }
     }
 

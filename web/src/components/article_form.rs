@@ -8,10 +8,10 @@
 //! token opens the sign-in box and keeps what was typed.
 
 use leptos::{ev, prelude::*};
-use leptos_router::{NavigateOptions, hooks::use_navigate};
 
 use crate::{
     api::{self, ApiError, Article, Draft, ErrorKind},
+    router::{How, use_navigate},
     routes::article_href,
     session::use_session,
     task::Latest,
@@ -139,7 +139,6 @@ pub fn ArticleForm(
     let tags_error = violation_for("tags");
 
     let submit = {
-        let navigate = navigate.clone();
         move |ev: ev::SubmitEvent| {
             ev.prevent_default();
             if saving.get_untracked() {
@@ -158,7 +157,6 @@ pub fn ArticleForm(
             let expected = version.get_untracked();
             saving.set(true);
             problem.set(Problem::None);
-            let navigate = navigate.clone();
             save_task.run(async move {
                 let result = match editing_id {
                     Some(id) => api::update_article(&token, id, draft, expected).await,
@@ -166,7 +164,7 @@ pub fn ArticleForm(
                 };
                 saving.set(false);
                 match result {
-                    Ok(article) => navigate(&article_href(article.id), NavigateOptions::default()),
+                    Ok(article) => navigate.go(&article_href(article.id), How::PUSH),
                     Err(err) => problem.set(match err.kind {
                         ErrorKind::Invalid => {
                             focus_first_invalid(&err.violations);

@@ -3,13 +3,13 @@
 //! Delete asks for confirmation first.
 
 use leptos::prelude::*;
-use leptos_router::{NavigateOptions, hooks::use_navigate, hooks::use_params_map};
 
 use crate::{
     api::{self, ApiError, Article, Change, ErrorKind},
     components::{ErrorPanel, LiveIndicator, LocalTime, TagList},
     live::{self, LiveEvent, LiveStatus},
     pages::NoSuchArticle,
+    router::{How, use_article_id, use_navigate},
     routes::edit_href,
     session::use_session,
     set_title,
@@ -33,8 +33,7 @@ enum Remote {
 
 #[component]
 pub fn DetailPage() -> impl IntoView {
-    let params = use_params_map();
-    let id = Memo::new(move |_| params.read().get("id").and_then(|s| s.parse::<i64>().ok()));
+    let id = use_article_id();
     let state = RwSignal::new(State::Loading);
     let remote = RwSignal::new(Remote::Unchanged);
 
@@ -200,13 +199,12 @@ fn Actions(id: i64, remote: RwSignal<Remote>) -> impl IntoView {
             return;
         };
         deleting.set(true);
-        let navigate = navigate.clone();
         task.run(async move {
             let result = api::delete_article(&token, id).await;
             deleting.set(false);
             confirming.set(false);
             match result {
-                Ok(()) => navigate("/", NavigateOptions::default()),
+                Ok(()) => navigate.go("/", How::PUSH),
                 Err(err) if err.kind == ErrorKind::NotFound => remote.set(Remote::Deleted),
                 Err(err) if err.kind == ErrorKind::Unauthenticated => {
                     session.rejected();
@@ -236,7 +234,7 @@ fn Actions(id: i64, remote: RwSignal<Remote>) -> impl IntoView {
                             class="danger"
                             data-testid="confirm-delete"
                             disabled=move || deleting.get()
-                            on:click=delete.clone()
+                            on:click=delete
                         >
                             {move || if deleting.get() { "Deleting…" } else { "Yes, delete" }}
                         </button>

@@ -1,12 +1,12 @@
 //! `/articles/:id/edit`: load the article, then edit it in the shared form.
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
 
 use crate::{
     api::{self, ApiError, Article, ErrorKind},
     components::{ArticleForm, ErrorPanel},
     pages::NoSuchArticle,
+    router::use_article_id,
     routes::article_href,
     set_title,
     task::Latest,
@@ -21,8 +21,7 @@ enum State {
 
 #[component]
 pub fn EditPage() -> impl IntoView {
-    let params = use_params_map();
-    let id = Memo::new(move |_| params.read().get("id").and_then(|s| s.parse::<i64>().ok()));
+    let id = use_article_id();
     let state = RwSignal::new(State::Loading);
     let loader = Latest::new();
     let load = move || {

@@ -7,13 +7,13 @@
 use std::{collections::HashSet, time::Duration};
 
 use leptos::{ev, prelude::*};
-use leptos_router::{NavigateOptions, hooks::use_navigate, hooks::use_query_map};
 use proto::v1::ListArticlesResponse;
 
 use crate::{
     api::{self, ApiError, Article, ListQuery},
     components::{ErrorPanel, LiveIndicator, LocalTime, Pagination, TagList},
     live::{self, LiveStatus},
+    router::{How, use_navigate, use_query},
     routes::{ListParams, NEW_HREF, PAGE_SIZES, article_href},
     set_title,
     task::{Latest, sleep},
@@ -45,7 +45,7 @@ fn mark_first_list() {
 
 #[component]
 pub fn ListPage() -> impl IntoView {
-    let query = use_query_map();
+    let query = use_query();
     let params = Memo::new(move |_| ListParams::from_query(&query.read()));
     let navigate = use_navigate();
 
@@ -135,62 +135,48 @@ pub fn ListPage() -> impl IntoView {
 
     // Search: debounced while typing, immediate on Enter.
     let search_task = Latest::new();
-    let go = {
-        let navigate = navigate.clone();
-        move |p: ListParams| {
-            navigate(
-                &p.href(),
-                NavigateOptions {
-                    replace: true,
-                    scroll: false,
-                    ..Default::default()
-                },
-            )
-        }
+    let go = move |p: ListParams| {
+        navigate.go(
+            &p.href(),
+            How {
+                replace: true,
+                scroll: false,
+            },
+        );
     };
     let search_text = RwSignal::new(params.get_untracked().q);
     // Back / forward or a tag link: show the URL's search text.
     Effect::new(move |_| search_text.set(params.read().q.clone()));
-    let search_now = {
-        let go = go.clone();
-        move |text: String| {
-            let current = params.get_untracked();
-            if current.q != text {
-                go(ListParams {
-                    q: text,
-                    page: 1,
-                    ..current
-                });
-            }
-        }
-    };
-    let on_search_input = {
-        let search_now = search_now.clone();
-        move |ev: ev::Event| {
-            let text = event_target_value(&ev);
-            search_text.set(text.clone());
-            let search_now = search_now.clone();
-            search_task.run(async move {
-                sleep(SEARCH_DEBOUNCE).await;
-                search_now(text.trim().to_owned());
+    let search_now = move |text: String| {
+        let current = params.get_untracked();
+        if current.q != text {
+            go(ListParams {
+                q: text,
+                page: 1,
+                ..current
             });
         }
+    };
+    let on_search_input = move |ev: ev::Event| {
+        let text = event_target_value(&ev);
+        search_text.set(text.clone());
+        search_task.run(async move {
+            sleep(SEARCH_DEBOUNCE).await;
+            search_now(text.trim().to_owned());
+        });
     };
     let on_search_submit = move |ev: ev::SubmitEvent| {
         ev.prevent_default();
         search_task.cancel();
         search_now(search_text.get_untracked().trim().to_owned());
     };
-    let on_size_change = {
-        let go = go.clone();
-        move |ev: ev::Event| {
-            if let Ok(size) = event_target_value(&ev).parse::<i32>() {
-                go(ListParams {
-                    size,
-                    page: 1,
-                    ..params.get_untracked()
-                });
-            }
+    let on_size_change = move |ev: ev::Event| {
+        if let Ok(size) = event_target_value(&ev).parse::<i32>() {
+            go(ListParams {
+                size,
+                page: 1,
+                ..params.get_untracked()
+            });
         }
     };
 
