@@ -68,9 +68,11 @@ TASKS:
             then start the server with demo data, serving the app.
               [--] ARGS...  extra arguments passed to article-server
     bench   Install oha, h2load and a Python grpcio venv if missing, build
-            release binaries and run the benchmarks into BENCHMARKS.md.
+            release binaries, the web app and the decode page, and run the
+            benchmarks (servers and headless Chromium) into BENCHMARKS.md.
               --quick       short smoke run (writes target/bench/ instead)
-              [--] ARGS...  passed to article-bench (see its --help)
+              [--] ARGS...  passed to article-bench (see its --help),
+                            e.g. -- --only browser
     help    Print this message (also -h, --help).
 
 Missing toolchain pieces (the wasm32-unknown-unknown target, rustfmt,
@@ -359,12 +361,6 @@ fn browser_tests() -> Result<()> {
         Some(body)
     }
 
-    fn find_tool(path: &OsStr, name: &str) -> Option<PathBuf> {
-        env::split_paths(path)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    }
-
     fn apt_install(packages: &[&str]) -> Result<()> {
         let mut update = Command::new("apt-get");
         update.arg("update");
@@ -517,16 +513,7 @@ fn e2e_tests() -> Result<()> {
     };
 
     step("end-to-end tests: chromium and chromedriver");
-    if Path::new("/usr/bin/chromedriver").is_file() {
-        println!("    chromium and chromedriver: present");
-    } else {
-        let mut update = Command::new("apt-get");
-        update.arg("update");
-        run_command(update)?;
-        let mut install = Command::new("apt-get");
-        install.args(["install", "-y", "chromium", "chromium-driver"]);
-        run_command(install)?;
-    }
+    ensure_chromedriver()?;
 
     step("cargo test (end-to-end UI tests in headless Chromium)");
     let dist = root.join(&dist);
@@ -543,6 +530,24 @@ fn e2e_tests() -> Result<()> {
         ],
         &[("ARTICLE_WEB_DIST", dist.as_os_str())],
     )
+}
+
+/// Where Debian's `chromium-driver` puts chromedriver.
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Installs `chromium` and `chromium-driver` with apt-get when chromedriver
+/// is missing.
+fn ensure_chromedriver() -> Result<()> {
+    if Path::new(CHROMEDRIVER).is_file() {
+        println!("    chromium and chromedriver: present");
+        return Ok(());
+    }
+    let mut update = Command::new("apt-get");
+    update.arg("update");
+    run_command(update)?;
+    let mut install = Command::new("apt-get");
+    install.args(["install", "-y", "chromium", "chromium-driver"]);
+    run_command(install)
 }
 
 fn run(server_args: &[OsString]) -> Result<()> {
@@ -663,6 +668,13 @@ fn tool_path(tools_dir: &Path) -> Result<OsString> {
     env::join_paths(dirs).map_err(|e| Error(format!("cannot build PATH for the web tools: {e}")))
 }
 
+/// The first `name` in the directories of `path` (a `PATH`-like list).
+fn find_tool(path: &OsStr, name: &str) -> Option<PathBuf> {
+    env::split_paths(path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
 /// The version of `package` recorded in the workspace's Cargo.lock.
 fn cargo_lock_version(root: &Path, package: &str) -> Result<String> {
     let lock_path = root.join("Cargo.lock");
@@ -762,6 +774,101 @@ fn ensure_wasm_opt(path: &OsStr, tools_dir: &Path) -> Result<()> {
     })
 }
 
+/// npm `@bufbuild/protobuf` (protobuf-es v2), the JavaScript decoder the
+/// benchmark's decode page compares prost with.
+const PROTOBUF_ES_VERSION: &str = "2.17.0";
+
+/// Installs npm `@bufbuild/protobuf` into `tools_dir` unless that version
+/// is there; returns its ES modules folder.
+fn ensure_protobuf_es(tools_dir: &Path) -> Result<PathBuf> {
+    let package = tools_dir
+        .join("node_modules")
+        .join("@bufbuild")
+        .join("protobuf");
+    let wanted = format!("\"version\": \"{PROTOBUF_ES_VERSION}\"");
+    let present = std::fs::read_to_string(package.join("package.json"))
+        .is_ok_and(|manifest| manifest.contains(&wanted));
+    if present {
+        println!("    protobuf-es {PROTOBUF_ES_VERSION}: present");
+    } else {
+        println!(
+            "    installing protobuf-es (npm @bufbuild/protobuf@{PROTOBUF_ES_VERSION}) into {}",
+            tools_dir.display()
+        );
+        std::fs::create_dir_all(tools_dir)
+            .map_err(|e| Error(format!("cannot create {}: {e}", tools_dir.display())))?;
+        let mut cmd = Command::new("npm");
+        cmd.arg("install")
+            .arg("--prefix")
+            .arg(tools_dir)
+            .args(["--no-audit", "--no-fund", "--save-exact"])
+            .arg(format!("@bufbuild/protobuf@{PROTOBUF_ES_VERSION}"));
+        run_command(cmd)?;
+    }
+    Ok(package.join("dist").join("esm"))
+}
+
+/// Builds `bench/wasm-decode` (prost decoding in the browser) the way Trunk
+/// builds the app: the `wasm-release` profile with the same RUSTFLAGS (so
+/// the shared wasm32 dependencies are compiled once for both), then
+/// `wasm-bindgen --target web` and `wasm-opt -Oz` (npm's, in
+/// `target/tools`). Returns the folder with the `.js` and `_bg.wasm`.
+fn build_wasm_decode() -> Result<PathBuf> {
+    let root = workspace_root();
+    step("build bench/wasm-decode (wasm-release, wasm-bindgen --target web, wasm-opt -Oz)");
+    let tools_dir = root.join("target").join("tools");
+    let path = tool_path(&tools_dir)?;
+    let bindgen_version = cargo_lock_version(&root, "wasm-bindgen")?;
+    ensure_cargo_tool(
+        &path,
+        "wasm-bindgen",
+        &bindgen_version,
+        &["install", "wasm-bindgen-cli", "--version", &bindgen_version],
+    )?;
+    ensure_wasm_opt(&path, &tools_dir)?;
+
+    let mut build = cargo_command();
+    build
+        .args([
+            "build",
+            "-p",
+            "article-wasm-decode",
+            "--target",
+            WASM_TARGET,
+        ])
+        .args(["--profile", "wasm-release", "--locked"])
+        .env(
+            "RUSTFLAGS",
+            append_flags(env::var_os("RUSTFLAGS"), "--cfg erase_components"),
+        );
+    run_command(build)?;
+    let wasm = target_dir(&root)
+        .join(WASM_TARGET)
+        .join("wasm-release")
+        .join("article_wasm_decode.wasm");
+
+    let out = target_dir(&root).join("bench-wasm-decode");
+    let mut bindgen = Command::new("wasm-bindgen");
+    bindgen
+        .env("PATH", &path)
+        .args(["--target", "web", "--no-typescript", "--out-dir"])
+        .arg(&out)
+        .arg(&wasm);
+    run_command(bindgen)?;
+
+    let bg = out.join("article_wasm_decode_bg.wasm");
+    let optimized = out.join("article_wasm_decode_bg.opt.wasm");
+    let mut opt = Command::new(tools_dir.join("node_modules").join(".bin").join("wasm-opt"));
+    opt.env("PATH", &path)
+        .arg(format!("--output={}", optimized.display()))
+        .arg("-Oz")
+        .arg(&bg);
+    run_command(opt)?;
+    std::fs::rename(&optimized, &bg)
+        .map_err(|e| Error(format!("cannot replace {}: {e}", bg.display())))?;
+    Ok(out)
+}
+
 /// `existing` (e.g. the caller's RUSTFLAGS) with `extra` appended.
 fn append_flags(existing: Option<OsString>, extra: &str) -> OsString {
     match existing {
@@ -852,6 +959,12 @@ fn ensure_wasm_target_with(have_rustup: bool) -> Result<()> {
 /// builds `article-server` and `article-bench` in release mode and runs
 /// `article-bench`, which writes `BENCHMARKS.md` (with `--quick`, a smoke
 /// run into `target/bench/`).
+///
+/// For the browser part (run unless `--only` names another part) it first
+/// builds the web app (`build_web`) and `bench/wasm-decode`
+/// (`build_wasm_decode`), installs chromium/chromedriver (apt-get) and npm
+/// `@bufbuild/protobuf` into `target/tools` when missing, and hands their
+/// paths, and geckodriver's if it is installed, to `article-bench`.
 fn bench(args: &[OsString]) -> Result<()> {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         print!("{USAGE}");
@@ -919,6 +1032,39 @@ fn bench(args: &[OsString]) -> Result<()> {
         run_command(cmd)?;
     }
 
+    // The browser part (unless `--only` names another part) measures the
+    // app as it is now: build it, the decode page's prost module and
+    // protobuf-es, and find the browsers.
+    let only = args.iter().enumerate().find_map(|(i, a)| {
+        let a = a.to_str()?;
+        match a.strip_prefix("--only") {
+            Some("") => args.get(i + 1)?.to_str().map(str::to_owned),
+            Some(rest) => rest.strip_prefix('=').map(str::to_owned),
+            None => None,
+        }
+    });
+    let mut browser_args: Vec<OsString> = Vec::new();
+    if only.as_deref().is_none_or(|part| part == "browser") {
+        let dist = build_web()?.ok_or_else(|| Error("the web app was not built".into()))?;
+        let decode_pkg = build_wasm_decode()?;
+        step("ensure browser benchmark tools (chromium, protobuf-es, geckodriver)");
+        ensure_chromedriver()?;
+        let tools_dir = root.join("target").join("tools");
+        let protobuf_es = ensure_protobuf_es(&tools_dir)?;
+        browser_args.extend(["--web-dist".into(), dist.into_os_string()]);
+        browser_args.extend(["--decode-pkg".into(), decode_pkg.into_os_string()]);
+        browser_args.extend(["--protobuf-es".into(), protobuf_es.into_os_string()]);
+        // Firefox is optional here: measured when geckodriver is already
+        // installed (`cargo xtask test` installs it for the browser tests).
+        match find_tool(&tool_path(&tools_dir)?, "geckodriver") {
+            Some(gecko) => {
+                println!("    geckodriver: {}", gecko.display());
+                browser_args.extend(["--geckodriver".into(), gecko.into_os_string()]);
+            }
+            None => println!("    geckodriver not found: Firefox is skipped"),
+        }
+    }
+
     step("cargo build --release -p article-server -p article-bench");
     cargo(&[
         "build",
@@ -940,6 +1086,7 @@ fn bench(args: &[OsString]) -> Result<()> {
         .arg(&oha)
         .arg("--python")
         .arg(&python)
+        .args(&browser_args)
         .args(args);
     step(&display_command(&cmd));
     run_command(cmd)

@@ -15,7 +15,13 @@
 //! listening line and answer a checked call. With two or more CPUs the
 //! servers and the load generators are pinned to separate halves of them.
 //! The tools (oha, h2load, the Python venv) are installed by xtask.
+//!
+//! The browser part (`browser.rs`) measures the web app in headless
+//! Chromium: bundle size, time to the first list, and prost (WASM) against
+//! protobuf-es decoding the same bytes; its figures go between their own
+//! markers, so `--only browser` leaves the server results as they are.
 
+mod browser;
 mod load;
 mod report;
 mod seed;
@@ -48,6 +54,9 @@ enum Part {
     /// comparisons of a server change (with --server-bin).
     Server,
     Streaming,
+    /// The web app in headless Chromium (and Firefox with --geckodriver):
+    /// bundle size, time to first list, prost vs protobuf-es decode.
+    Browser,
 }
 
 #[derive(Parser)]
@@ -103,6 +112,30 @@ struct Args {
     /// Run only this part.
     #[arg(long, value_enum)]
     only: Option<Part>,
+    /// The built web app (default: web/dist; `cargo xtask bench` builds it).
+    #[arg(long)]
+    web_dist: Option<PathBuf>,
+    /// `wasm-bindgen --target web` output of bench/wasm-decode (default:
+    /// target/bench-wasm-decode; built by `cargo xtask bench`).
+    #[arg(long)]
+    decode_pkg: Option<PathBuf>,
+    /// protobuf-es' ES modules (default: npm's @bufbuild/protobuf/dist/esm
+    /// in target/tools; installed by `cargo xtask bench`).
+    #[arg(long)]
+    protobuf_es: Option<PathBuf>,
+    #[arg(long, default_value = "/usr/bin/chromedriver")]
+    chromedriver: PathBuf,
+    #[arg(long, default_value = "/usr/bin/chromium")]
+    chromium: PathBuf,
+    /// Also measure Firefox (firefox-esr) through this geckodriver.
+    #[arg(long)]
+    geckodriver: Option<PathBuf>,
+    /// Page loads for the time to first list (default 10; 3 with --quick).
+    #[arg(long)]
+    loads: Option<usize>,
+    /// Timed batches per decoder on the decode page (default 50; 10 with --quick).
+    #[arg(long)]
+    decode_samples: Option<usize>,
 }
 
 /// Everything a run needs to start things.
@@ -123,6 +156,10 @@ impl Ctx {
         self.work.join("articles.db")
     }
 
+    fn db_url(&self) -> String {
+        format!("sqlite://{}", self.db().display())
+    }
+
     fn log(&self, name: &str) -> PathBuf {
         self.work.join("logs").join(format!("{name}.log"))
     }
@@ -130,7 +167,7 @@ impl Ctx {
     async fn article_server(&self, name: &str) -> anyhow::Result<Server> {
         let mut cmd = process::command(&self.server_bin, self.server_cpus.as_deref());
         cmd.args(["--listen", "127.0.0.1:0", "--database"])
-            .arg(format!("sqlite://{}", self.db().display()))
+            .arg(self.db_url())
             .args(["--token", &format!("bench={TOKEN}")])
             .env_remove("RUST_LOG");
         if let Some(filter) = &self.server_log {
@@ -200,6 +237,7 @@ pub struct Results {
     pub skipped: Vec<String>,
     /// How the article server was run, if not as shipped.
     pub server_variant: Vec<String>,
+    pub browser: Option<browser::BrowserResults>,
 }
 
 #[tokio::main]
@@ -315,6 +353,7 @@ async fn main() -> anyhow::Result<()> {
             .chain(args.server_log.iter().map(|l| format!("RUST_LOG={l}")))
             .chain(args.server_env.iter().cloned())
             .collect(),
+        browser: None,
     };
     if matches!(args.only, None | Some(Part::Unary | Part::Server)) {
         unary(&ctx, &seeded, args.only == Some(Part::Server), &mut results).await?;
@@ -329,9 +368,34 @@ async fn main() -> anyhow::Result<()> {
         };
         streaming(&ctx, &counts, &mut results).await?;
     }
+    if matches!(args.only, None | Some(Part::Browser)) {
+        let tools = root.join("target").join("tools");
+        let cfg = browser::BrowserConfig {
+            dist: args
+                .web_dist
+                .clone()
+                .unwrap_or_else(|| root.join("web").join("dist")),
+            decode_pkg: args
+                .decode_pkg
+                .clone()
+                .unwrap_or_else(|| root.join("target").join("bench-wasm-decode")),
+            protobuf_es: args
+                .protobuf_es
+                .clone()
+                .unwrap_or_else(|| tools.join("node_modules/@bufbuild/protobuf/dist/esm")),
+            chromedriver: args.chromedriver.clone(),
+            chromium: args.chromium.clone(),
+            geckodriver: args.geckodriver.clone(),
+            loads: args.loads.unwrap_or(if args.quick { 3 } else { 10 }),
+            decode_samples: args
+                .decode_samples
+                .unwrap_or(if args.quick { 10 } else { 50 }),
+            decode_warmup_ms: if args.quick { 300 } else { 1000 },
+        };
+        results.browser = Some(browser::run(&ctx, &cfg, args.articles).await?);
+    }
 
     let machine = machine.finish();
-    let section = report::render(&machine, &results);
     let out = args.out.clone().unwrap_or_else(|| {
         if args.quick {
             work.join("BENCHMARKS.quick.md")
@@ -339,13 +403,23 @@ async fn main() -> anyhow::Result<()> {
             root.join("BENCHMARKS.md")
         }
     });
-    report::write(&out, &section)?;
+    // Each part's figures between its own markers: `--only browser` keeps
+    // the server results, and the other parts keep the browser's.
+    if args.only != Some(Part::Browser) {
+        let section = report::render(&machine, &results);
+        report::write(&out, report::BEGIN, report::END, &section)?;
+    }
+    if let Some(browser) = &results.browser {
+        let section = report::render_browser(&machine, results.quick, browser);
+        report::write(&out, report::BROWSER_BEGIN, report::BROWSER_END, &section)?;
+    }
     std::fs::write(
         work.join("results.json"),
         serde_json::to_string_pretty(&serde_json::json!({
             "unary": results.unary,
             "wire": results.wire,
             "streams": results.streams,
+            "browser": results.browser,
         }))?,
     )?;
     step(&format!("wrote {}", out.display()));

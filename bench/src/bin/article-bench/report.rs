@@ -1,16 +1,26 @@
 //! The results as Markdown: the machine, each target met or missed, the
-//! unary table, bytes on the wire and the streaming table. Written between
-//! the result markers of `BENCHMARKS.md`, so the hand-written parts of that
-//! file (method, profile notes, the browser TODO) are kept.
+//! unary table, bytes on the wire and the streaming table; and, between
+//! markers of their own, the browser figures. Written between the markers
+//! of `BENCHMARKS.md`, so the hand-written parts of that file (method,
+//! profile notes) are kept.
 
 use std::{fmt::Write as _, path::Path};
 
 use tokio::process::Command;
 
-use crate::{Args, Results, StreamRun, UnaryRun, load::LoadResult};
+use crate::{
+    Args, Results, StreamRun, UnaryRun,
+    browser::{BrowserResults, median},
+    load::LoadResult,
+};
 
 pub const BEGIN: &str = "<!-- bench:results:begin (written by `cargo xtask bench`) -->";
 pub const END: &str = "<!-- bench:results:end -->";
+pub const BROWSER_BEGIN: &str = "<!-- bench:browser:begin (written by `cargo xtask bench`) -->";
+pub const BROWSER_END: &str = "<!-- bench:browser:end -->";
+
+/// The issue's budget for the whole app, wasm + JS, gzip (1 KB = 1,000 B).
+const BUNDLE_TARGET_GZIP: u64 = 150_000;
 
 /// Where and when the figures were taken.
 pub struct Machine {
@@ -257,10 +267,46 @@ fn verdict(met: Option<bool>) -> &'static str {
     }
 }
 
+/// The browser targets: bundle size, and prost against protobuf-es.
+fn browser_targets(b: &BrowserResults) -> Vec<(String, String, Option<bool>)> {
+    let (raw, gzip) = b.bundle.total(&["wasm", "js"]);
+    let mut rows = vec![(
+        "release bundle (wasm + JS) ≤ 150 KB gzip".to_owned(),
+        format!(
+            "{:.1} KB gzip ({:.1} KB raw)",
+            gzip as f64 / 1000.0,
+            raw as f64 / 1000.0
+        ),
+        Some(gzip <= BUNDLE_TARGET_GZIP),
+    )];
+    for d in &b.decode {
+        rows.push((
+            format!(
+                "decode {} articles: prost (WASM) ≤ 1.0 × protobuf-es ({})",
+                d.articles, d.browser
+            ),
+            format!(
+                "{:.2} × ({:.3} vs {:.3} ms)",
+                d.ratio, d.page.wasm_median_ms, d.page.js_median_ms
+            ),
+            Some(d.ratio <= 1.0),
+        ));
+    }
+    rows
+}
+
 /// The targets as plain lines, for the console.
 pub fn targets_text(results: &Results) -> String {
-    targets(results)
+    let server_ran =
+        !results.unary.is_empty() || !results.streams.is_empty() || results.wire.is_some();
+    let server_targets = if server_ran {
+        targets(results)
+    } else {
+        Vec::new()
+    };
+    server_targets
         .into_iter()
+        .chain(results.browser.iter().flat_map(browser_targets))
         .map(|(t, m, met)| format!("  {:<80} {:<36} {}", t, m, verdict(met).trim_matches('*')))
         .collect::<Vec<_>>()
         .join("\n")
@@ -456,13 +502,113 @@ pub fn render(machine: &Machine, results: &Results) -> String {
     s
 }
 
-/// Replaces the text between the markers of `out`, or creates the file.
-pub fn write(out: &Path, section: &str) -> anyhow::Result<()> {
-    let block = format!("{BEGIN}\n{section}\n{END}");
+/// The browser figures (`--only browser` writes just these).
+pub fn render_browser(machine: &Machine, quick: bool, b: &BrowserResults) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "### Browser\n\n_{} run of {} at commit `{}`, load average {} before, {} after. {}._\n",
+        if quick { "A quick (smoke)" } else { "Full" },
+        machine.date,
+        machine.commit,
+        machine.load_before,
+        machine.load_after,
+        b.browsers.join("; "),
+    );
+    if quick {
+        let _ = writeln!(
+            s,
+            "> Quick run: too few loads and samples for conclusions.\n"
+        );
+    }
+    let _ = writeln!(s, "| target | measured | |\n|---|---|---|");
+    for (target, measured, met) in browser_targets(b) {
+        let _ = writeln!(s, "| {target} | {measured} | {} |", verdict(met));
+    }
+
+    let _ = writeln!(
+        s,
+        "\n#### Release bundle (`trunk build --release`, `web/dist`)\n\n\
+         | file | raw bytes | gzip -9 bytes |\n|---|---:|---:|"
+    );
+    for f in &b.bundle.files {
+        let _ = writeln!(s, "| `{}` | {} | {} |", f.name, f.raw, f.gzip);
+    }
+    let (raw, gzip) = b.bundle.total(&["wasm", "js"]);
+    let _ = writeln!(s, "| **wasm + JS** | **{raw}** | **{gzip}** |");
+    let (raw, gzip) = b.bundle.total(&["wasm", "js", "css", "html"]);
+    let _ = writeln!(s, "| all files | {raw} | {gzip} |");
+
+    if !b.first_list.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n#### Time from navigation to the first list rendered\n\n\
+             `performance.getEntriesByName('article-list-rendered')[0].startTime`, a new browser \
+             with an empty profile for every load.\n\n\
+             | browser | loads | median ms | min ms | max ms | wasm received, median ms | every load fetched the wasm |\n\
+             |---|---:|---:|---:|---:|---:|---|"
+        );
+        for f in &b.first_list {
+            let mut received = f.wasm_received_ms.clone();
+            received.sort_by(f64::total_cmp);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                f.browser,
+                f.mark_ms.len(),
+                f.median_ms,
+                f.min_ms,
+                f.max_ms,
+                median(&received),
+                if f.cold { "yes (cold)" } else { "no" }
+            );
+        }
+    }
+
+    if let Some(d) = b.decode.first() {
+        let _ = writeln!(
+            s,
+            "\n#### Decode one ListArticlesResponse of {} articles ({} bytes), same page, same bytes\n\n\
+             | browser | prost (WASM) median ms | protobuf-es median ms | prost / protobuf-es | samples × batch (prost, protobuf-es) | copy into wasm ms (once) |\n\
+             |---|---:|---:|---:|---|---:|",
+            d.articles, d.page.bytes
+        );
+        for d in &b.decode {
+            let _ = writeln!(
+                s,
+                "| {} | {:.3} | {:.3} | {:.2} × | {} × ({}, {}) | {:.3} |",
+                d.browser,
+                d.page.wasm_median_ms,
+                d.page.js_median_ms,
+                d.ratio,
+                d.page.wasm_ms.len(),
+                d.page.batch["wasm"],
+                d.page.batch["js"],
+                d.page.copy_ms
+            );
+        }
+        if let Some(w) = &b.decode_wasm {
+            let _ = writeln!(
+                s,
+                "\nThe decode page's prost module (`bench/wasm-decode`, `wasm-opt -Oz`): {} bytes, {} gzip.",
+                w.raw, w.gzip
+            );
+        }
+    }
+    for skipped in &b.skipped {
+        let _ = writeln!(s, "\nSkipped: {skipped}.");
+    }
+    s
+}
+
+/// Replaces the text between the markers `begin` and `end` of `out`, or
+/// creates the file.
+pub fn write(out: &Path, begin: &str, end: &str, section: &str) -> anyhow::Result<()> {
+    let block = format!("{begin}\n{section}\n{end}");
     let text = match std::fs::read_to_string(out) {
-        Ok(old) => match (old.find(BEGIN), old.find(END)) {
+        Ok(old) => match (old.find(begin), old.find(end)) {
             (Some(b), Some(e)) if b < e => {
-                format!("{}{block}{}", &old[..b], &old[e + END.len()..])
+                format!("{}{block}{}", &old[..b], &old[e + end.len()..])
             }
             _ => format!("{old}\n{block}\n"),
         },
