@@ -15,9 +15,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let transport = env::var_os("CARGO_FEATURE_TRANSPORT").is_some();
     // Each API gets its own descriptor set, so reflection lists only what
     // a server mounts.
-    for (proto, descriptor) in [
-        ("article/v1/article.proto", "article_descriptor.bin"),
-        ("example/v1/echo.proto", "echo_descriptor.bin"),
+    // ArticleService uses its own codec (see `src/codec.rs`); the example
+    // keeps tonic's default, as a user-defined service would.
+    for (proto, descriptor, codec) in [
+        (
+            "article/v1/article.proto",
+            "article_descriptor.bin",
+            "crate::codec::ArticleCodec",
+        ),
+        (
+            "example/v1/echo.proto",
+            "echo_descriptor.bin",
+            "tonic_prost::ProstCodec",
+        ),
     ] {
         println!("cargo:rerun-if-changed={proto}");
         let fds = protox::compile([proto], ["."])?;
@@ -26,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .build_server(server)
             .build_client(true)
             .build_transport(transport)
+            .codec_path(codec)
             .compile_fds(fds)?;
     }
     Ok(())

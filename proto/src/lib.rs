@@ -17,6 +17,8 @@ pub mod article {
 
 pub use article::v1;
 
+pub mod codec;
+
 /// Encoded `FileDescriptorSet` of the API, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/article_descriptor.bin"));
