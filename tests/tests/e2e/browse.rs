@@ -1,5 +1,6 @@
 //! Reading: the list with demo data, paging and search in the URL, and
-//! detail pages reached by a click or by a deep link.
+//! detail pages reached by a click or by a deep link; the performance mark
+//! of the first list rendered (read by `cargo xtask bench`).
 
 use fantoccini::Locator;
 
@@ -46,6 +47,75 @@ async fn the_list_renders_demo_data_with_its_total_count() {
     assert!(!browser.shows("error").await, "no error panel");
 
     browser.screenshot("list").await;
+    browser.close().await;
+}
+
+/// `FIRST_LIST_MARK` in `web/src/pages/list.rs` (the web crate only
+/// builds for wasm32, so the name is repeated here).
+const FIRST_LIST_MARK: &str = "article-list-rendered";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_list_rendered_sets_one_performance_mark_per_page_load() {
+    let driver = Chromedriver::start().await;
+    let app = App::start().await;
+    let browser = driver.browser().await;
+    browser.goto(&app.url("/")).await;
+    let page1 = app.list(1, 10, "").await;
+    browser.wait_for_rows("page 1", &ids(&page1)).await;
+
+    // The mark is set in the animation frame after the rows are in the DOM.
+    let count_marks = format!("return performance.getEntriesByName('{FIRST_LIST_MARK}').length;");
+    wait_for(
+        &format!("the performance mark {FIRST_LIST_MARK}"),
+        async || match browser.js(&count_marks).await.as_u64() {
+            Some(n) if n > 0 => Ok(()),
+            other => Err(format!("{other:?} marks")),
+        },
+    )
+    .await;
+    let start = browser
+        .js(&format!(
+            "return performance.getEntriesByName('{FIRST_LIST_MARK}')[0].startTime;"
+        ))
+        .await;
+    assert!(
+        start.as_f64().is_some_and(|ms| ms > 0.0),
+        "the mark has a time after navigation start: {start}"
+    );
+
+    // Rendering another list in the same page load adds no second mark.
+    browser
+        .find("page-next")
+        .await
+        .click()
+        .await
+        .expect("click next");
+    browser.wait_for_location("/?page=2").await;
+    let page2 = app.list(2, 10, "").await;
+    browser.wait_for_rows("page 2", &ids(&page2)).await;
+    // Counted two animation frames later: a (wrong) second mark would be
+    // set in the frame after the rows change.
+    let marks_after_two_frames = format!(
+        "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => \
+         done(performance.getEntriesByName('{FIRST_LIST_MARK}').length)));"
+    );
+    let marks = browser
+        .client
+        .execute_async(&marks_after_two_frames, Vec::new())
+        .await
+        .expect("count the marks");
+    assert_eq!(marks, 1, "one mark per page load");
+
+    // A new page load marks its own first list.
+    browser.goto(&app.url("/")).await;
+    browser.wait_for_rows("page 1 again", &ids(&page1)).await;
+    wait_for("the mark of the new page load", async || {
+        match browser.js(&count_marks).await.as_u64() {
+            Some(1) => Ok(()),
+            other => Err(format!("{other:?} marks")),
+        }
+    })
+    .await;
     browser.close().await;
 }
 
