@@ -9,7 +9,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let settings = Settings::parse();
-    telemetry::init(settings.log_format);
+    let _logging = telemetry::init(settings.log_format);
     match run(settings).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
