@@ -498,3 +498,97 @@ async fn a_trailer_after_the_data_ends_a_server_stream() {
         status.message()
     );
 }
+
+/// The next change from the app's own watch, skipping heartbeats.
+async fn next_app_change(watch: &mut article_web::api::Watch) -> article_web::api::Change {
+    use article_web::api::Change;
+    loop {
+        match within("app watch event", watch.next()).await {
+            Some(Ok((_, Change::Heartbeat))) => continue,
+            Some(Ok((_, change))) => return change,
+            Some(Err(err)) => panic!("app watch failed: {err:?}"),
+            None => panic!("app watch ended"),
+        }
+    }
+}
+
+/// The app's own calls (`article_web::api`, which spells out the method
+/// paths and encodes and decodes around one bytes-in, bytes-out call)
+/// reach every method and decode every answer. `cargo xtask test` points
+/// the app's `ARTICLE_API_URL` at the test server.
+#[wasm_bindgen_test]
+async fn the_app_api_calls_every_method() {
+    use article_web::api::{self, Change, Draft, ErrorKind, ListQuery};
+
+    let tag = unique("app-api");
+    let mut watch = within("app WatchArticles", api::watch_articles(tag.clone(), 0))
+        .await
+        .expect("app WatchArticles");
+
+    let draft = Draft {
+        title: format!("App {tag}"),
+        content: "Written through the app's API module.".to_owned(),
+        tags: vec![tag.clone()],
+    };
+    let created = within(
+        "app CreateArticle",
+        api::create_article(token(), draft.clone()),
+    )
+    .await
+    .expect("app CreateArticle");
+    assert_eq!(created.title, draft.title);
+    assert_eq!(created.tags, draft.tags);
+
+    let got = within("app GetArticle", api::get_article(created.id))
+        .await
+        .expect("app GetArticle");
+    assert_eq!(got, created);
+
+    let query = ListQuery {
+        page: 1,
+        page_size: 10,
+        query: String::new(),
+        tag: tag.clone(),
+    };
+    let listed = within("app ListArticles", api::list_articles(query))
+        .await
+        .expect("app ListArticles");
+    assert_eq!(listed.total_count, 1);
+    assert_eq!(listed.articles, vec![created.clone()]);
+
+    let edited = Draft {
+        title: format!("App {tag} edited"),
+        ..draft
+    };
+    let updated = within(
+        "app UpdateArticle",
+        api::update_article(token(), created.id, edited.clone(), created.version),
+    )
+    .await
+    .expect("app UpdateArticle");
+    assert_eq!(updated.id, created.id);
+    assert_eq!(updated.title, edited.title);
+    assert!(updated.version > created.version);
+
+    within(
+        "app DeleteArticle",
+        api::delete_article(token(), created.id),
+    )
+    .await
+    .expect("app DeleteArticle");
+    let gone = within("app GetArticle after delete", api::get_article(created.id))
+        .await
+        .expect_err("the article was deleted");
+    assert_eq!(gone.kind, ErrorKind::NotFound);
+    assert_eq!(gone.code, "NOT_FOUND");
+
+    assert_eq!(
+        next_app_change(&mut watch).await,
+        Change::Created(created.clone())
+    );
+    assert_eq!(next_app_change(&mut watch).await, Change::Updated(updated));
+    assert_eq!(
+        next_app_change(&mut watch).await,
+        Change::Deleted(created.id)
+    );
+}

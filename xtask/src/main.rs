@@ -487,6 +487,8 @@ fn browser_tests() -> Result<()> {
                 ("ARTICLE_TEST_URL", OsStr::new(&server.url)),
                 ("ARTICLE_TEST_TOKEN", OsStr::new(&token)),
                 ("ARTICLE_TEST_DRAIN_URL", OsStr::new(&drain.url)),
+                // The app's own `api` module, tested in the same run.
+                ("ARTICLE_API_URL", OsStr::new(&server.url)),
                 (driver_var, driver.as_os_str()),
                 ("WASM_BINDGEN_TEST_TIMEOUT", OsStr::new("120")),
             ],
