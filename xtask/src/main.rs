@@ -12,7 +12,8 @@
 //!      so this is idempotent and cheap on a warm machine;
 //!   2. `cargo fmt --all -- --check`;
 //!   3. `cargo clippy --workspace --all-targets -- -D warnings` (native);
-//!   4. clippy for `article-proto` and `article-web` on `wasm32-unknown-unknown`;
+//!   4. clippy for `article-proto`, `article-web` and `article-wasm-decode`
+//!      (the benchmark's decode module) on `wasm32-unknown-unknown`;
 //!   5. builds `article-proto` (no default features) and `article-web` for
 //!      `wasm32-unknown-unknown`;
 //!   6. `cargo test --workspace --exclude article-web`, passing through any
@@ -210,13 +211,15 @@ fn test(opts: &TestOptions) -> Result<()> {
             "warnings",
         ])?;
 
-        step("cargo clippy (wasm32: article-proto, article-web)");
+        step("cargo clippy (wasm32: article-proto, article-web, article-wasm-decode)");
         cargo(&[
             "clippy",
             "-p",
             "article-proto",
             "-p",
             "article-web",
+            "-p",
+            "article-wasm-decode",
             "--target",
             WASM_TARGET,
             "--no-default-features",
