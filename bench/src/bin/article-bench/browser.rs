@@ -171,44 +171,67 @@ pub async fn run(
         .static_server("browser-decode", "sqlite::memory:", &page)
         .await?;
     for browser in browsers {
-        let driver = Driver::start(
-            browser,
-            cfg,
-            &ctx.root,
-            &ctx.log(&format!("{browser:?}-driver")),
-        )
-        .await?;
-
-        step(&format!(
-            "browser: {} loads of / in {browser:?}, new session each",
-            cfg.loads
-        ));
-        let (first, version) = first_list(&driver, &app, cfg.loads).await?;
-        println!(
-            "    {version}: first list median {:.0} ms (min {:.0}, max {:.0}), cold: {}",
-            first.median_ms, first.min_ms, first.max_ms, first.cold
-        );
-        results.browsers.push(version);
-        results.first_list.push(first);
-
-        step(&format!(
-            "browser: decode {articles} articles, prost (WASM) vs protobuf-es, in {browser:?}"
-        ));
-        let decode = decode(&driver, &decode_server, cfg, articles).await?;
-        println!(
-            "    prost {:.3} ms, protobuf-es {:.3} ms per decode: {:.2} ×; copy into wasm {:.3} ms first, {:.3} ms later",
-            decode.page.wasm_median_ms,
-            decode.page.js_median_ms,
-            decode.ratio,
-            decode.page.copy_ms,
-            decode.page.copy_median_ms
-        );
-        results.decode.push(decode);
-        driver.stop().await;
+        let measured = measure_browser(ctx, cfg, browser, &app, &decode_server, articles).await;
+        match measured {
+            Ok((version, first, decode)) => {
+                results.browsers.push(version);
+                results.first_list.push(first);
+                results.decode.push(decode);
+            }
+            // Firefox is optional: a failure there is reported, not fatal.
+            Err(e) if browser == Browser::Firefox => {
+                println!("    Firefox failed, skipped: {e:#}");
+                results.skipped.push(format!("Firefox failed: {e:#}"));
+            }
+            Err(e) => return Err(e),
+        }
     }
     decode_server.stop().await?;
     app.stop().await?;
     Ok(results)
+}
+
+/// Time to first list and decode in one browser: (version, first list, decode).
+async fn measure_browser(
+    ctx: &Ctx,
+    cfg: &BrowserConfig,
+    browser: Browser,
+    app: &Server,
+    decode_server: &Server,
+    articles: usize,
+) -> anyhow::Result<(String, FirstList, Decode)> {
+    let driver = Driver::start(
+        browser,
+        cfg,
+        &ctx.root,
+        &ctx.log(&format!("{browser:?}-driver")),
+    )
+    .await?;
+
+    step(&format!(
+        "browser: {} loads of / in {browser:?}, new session each",
+        cfg.loads
+    ));
+    let (first, version) = first_list(&driver, app, cfg.loads).await?;
+    println!(
+        "    {version}: first list median {:.0} ms (min {:.0}, max {:.0}), cold: {}",
+        first.median_ms, first.min_ms, first.max_ms, first.cold
+    );
+
+    step(&format!(
+        "browser: decode {articles} articles, prost (WASM) vs protobuf-es, in {browser:?}"
+    ));
+    let decode = decode(&driver, decode_server, cfg, articles).await?;
+    println!(
+        "    prost {:.3} ms, protobuf-es {:.3} ms per decode: {:.2} ×; copy into wasm {:.3} ms first, {:.3} ms later",
+        decode.page.wasm_median_ms,
+        decode.page.js_median_ms,
+        decode.ratio,
+        decode.page.copy_ms,
+        decode.page.copy_median_ms
+    );
+    driver.stop().await;
+    Ok((version, first, decode))
 }
 
 /// Raw and gzip -9 size of one file.
