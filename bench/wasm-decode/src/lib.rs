@@ -24,12 +24,12 @@ pub struct EncodedList {
 
 #[wasm_bindgen]
 impl EncodedList {
-    /// Copies `bytes` (a `Uint8Array`) into wasm memory.
+    /// Takes `bytes` (a `Uint8Array`), which wasm-bindgen copies into a
+    /// buffer in wasm memory: one copy (a `&[u8]` would need a second one to
+    /// keep them).
     #[wasm_bindgen(constructor)]
-    pub fn new(bytes: &[u8]) -> EncodedList {
-        EncodedList {
-            bytes: bytes.to_vec(),
-        }
+    pub fn new(bytes: Vec<u8>) -> EncodedList {
+        EncodedList { bytes }
     }
 
     /// Decodes the bytes into `proto::v1::ListArticlesResponse` and returns
