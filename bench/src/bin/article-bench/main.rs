@@ -590,6 +590,48 @@ async fn physical_limit(
     .await?;
     limit.stop().await?;
 
+    // (1b) tonic alone: the same answer through tonic + tonic-web, none of
+    // this server's layers and no storage. Splits the gap between (1) and
+    // (2)/(3) into the framework's part and ours.
+    step("(1b) tonic floor: bare tonic + tonic-web answering the same page");
+    let floor = ctx
+        .bench_bin(
+            "tonic-floor",
+            "floor",
+            &[
+                "--responses".into(),
+                ctx.work.join("limit").display().to_string(),
+            ],
+        )
+        .await?;
+    let (_, web_same) = grpc::check_list(floor.addr, Wire::GrpcWeb, reference).await?;
+    let (_, h2_same) = grpc::check_list(floor.addr, Wire::Grpc, reference).await?;
+    measure(
+        ctx,
+        results,
+        "floor-h1",
+        "(1b) tonic floor, HTTP/1.1 gRPC-web",
+        Some(web_same),
+        Load::OhaGrpcWeb {
+            url: url(&floor, list),
+        },
+        &[floor.pid],
+    )
+    .await?;
+    measure(
+        ctx,
+        results,
+        "floor-h2",
+        "(1b) tonic floor, h2c gRPC",
+        Some(h2_same),
+        Load::H2load {
+            url: url(&floor, list),
+        },
+        &[floor.pid],
+    )
+    .await?;
+    floor.stop().await?;
+
     Ok(())
 }
 

@@ -382,6 +382,25 @@ pub fn render(machine: &Machine, results: &Results) -> String {
             web / oha_h2
         );
     }
+    let get = |key| unary(results, key).map(|u| &u.result);
+    for (protocol, limit, floor, server) in [
+        ("gRPC-web", "limit-h1", "floor-h1", "server-web"),
+        ("gRPC", "limit-h2", "floor-h2", "server-grpc"),
+    ] {
+        if let (Some(limit), Some(floor), Some(server)) = (get(limit), get(floor), get(server)) {
+            let _ = writeln!(
+                s,
+                "\nWhere the gap to the limit is ({protocol}, req/s per server core): tonic alone \
+                 reaches {:.2} × the physical limit; this server reaches {:.2} × tonic alone \
+                 ({:.0} / {:.0} / {:.0} µs of server CPU per call: limit / tonic / this server).",
+                per_core(floor) / per_core(limit),
+                per_core(server) / per_core(floor),
+                1e6 / per_core(limit),
+                1e6 / per_core(floor),
+                1e6 / per_core(server),
+            );
+        }
+    }
 
     let _ = writeln!(
         s,
