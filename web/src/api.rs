@@ -1,13 +1,7 @@
-//! The only module that speaks gRPC: it calls `article.v1.ArticleService`
-//! with the generated prost messages through tonic's client over
-//! `tonic_web_wasm_client::Client` (gRPC-web over `fetch`), and turns
-//! statuses into [`ApiError`]s the pages can explain.
+//! The only module that speaks gRPC: it wraps the generated
+//! `article.v1` client over `tonic_web_wasm_client::Client` (gRPC-web over
+//! `fetch`) and turns statuses into [`ApiError`]s the pages can explain.
 //!
-//! * Messages are encoded and decoded here, around one bytes-in,
-//!   bytes-out call (`RawCodec`), instead of through the generated
-//!   `ArticleServiceClient`: the same wire calls, with the call machinery
-//!   compiled once instead of once per method (bundle size). The method
-//!   paths are spelled out below; the browser tests call every one.
 //! * The server is the page's own origin unless `ARTICLE_API_URL` was set
 //!   when the app was compiled (front-end development against another port).
 //! * Every unary call carries a deadline: `grpc-timeout` tells the server,
@@ -23,18 +17,9 @@
 use std::{future::Future, time::Duration};
 
 use futures::future::{Either, select};
-use prost::{
-    Message,
-    bytes::{Buf as _, BufMut as _},
-};
-use proto::v1 as pb;
-use tonic::{
-    Code, Status,
-    client::Grpc,
-    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
-    codegen::{Bytes, http::uri::PathAndQuery},
-    metadata::MetadataValue,
-};
+use prost::Message as _;
+use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
+use tonic::{Code, Status, metadata::MetadataValue};
 use tonic_web_wasm_client::Client;
 
 pub use pb::Article;
@@ -240,108 +225,16 @@ pub fn base_url() -> String {
     url.trim_end_matches('/').to_owned()
 }
 
-fn client() -> Grpc<Client> {
-    Grpc::new(Client::new(base_url()))
-}
-
-/// The `ArticleService` methods, as the generated client names them.
-const LIST: &str = "/article.v1.ArticleService/ListArticles";
-const GET: &str = "/article.v1.ArticleService/GetArticle";
-const CREATE: &str = "/article.v1.ArticleService/CreateArticle";
-const UPDATE: &str = "/article.v1.ArticleService/UpdateArticle";
-const DELETE: &str = "/article.v1.ArticleService/DeleteArticle";
-const WATCH: &str = "/article.v1.ArticleService/WatchArticles";
-
-/// Passes already encoded messages through. tonic's call machinery is
-/// generic over the message types: through the generated client (prost
-/// codec) every method got its own copy of it in the wasm. Encoding and
-/// decoding with prost around one bytes-in, bytes-out call keeps a single
-/// copy: 28 KB less wasm, 10 KB less gzip (bundle size target: ≤ 150 KB
-/// gzip for the whole app).
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Bytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
-/// One unary call of `method` (one of the paths above); every unary call
-/// goes through here.
-async fn unary_raw(
-    method: &'static str,
-    request: tonic::Request<Vec<u8>>,
-) -> Result<Bytes, ApiError> {
-    let call = async {
-        let mut client = client();
-        client
-            .ready()
-            .await
-            .map_err(|e| Status::from_error(e.into()))?;
-        client
-            .unary(request, PathAndQuery::from_static(method), RawCodec)
-            .await
-    };
-    within(CALL_DEADLINE, call).await
-}
-
-/// Calls `method` with `message` (and the token, for writes) and decodes
-/// the answer as `R`.
-async fn unary<R: Message + Default>(
-    method: &'static str,
-    message: impl Message,
-    token: Option<&str>,
-) -> Result<R, ApiError> {
-    let req = request(message.encode_to_vec(), Some(CALL_DEADLINE), token)?;
-    let bytes = unary_raw(method, req).await?;
-    R::decode(bytes).map_err(|_| undecodable())
-}
-
-fn undecodable() -> ApiError {
-    ApiError {
-        kind: ErrorKind::Other,
-        code: code_name(Code::Internal),
-        message: "the server's answer could not be decoded".into(),
-        violations: Vec::new(),
-        request_id: None,
-    }
+fn client() -> ArticleServiceClient<Client> {
+    ArticleServiceClient::new(Client::new(base_url()))
 }
 
 /// A request with the server-side deadline and, for writes, the token.
-fn request(
-    message: Vec<u8>,
+fn request<T>(
+    message: T,
     deadline: Option<Duration>,
     token: Option<&str>,
-) -> Result<tonic::Request<Vec<u8>>, ApiError> {
+) -> Result<tonic::Request<T>, ApiError> {
     let mut request = tonic::Request::new(message);
     if let Some(deadline) = deadline {
         request.set_timeout(deadline);
@@ -357,10 +250,10 @@ fn request(
 
 /// Runs `call` but gives up (dropping it, which aborts the fetch) once
 /// `deadline` plus a little grace has passed.
-async fn within(
+async fn within<T>(
     deadline: Duration,
-    call: impl Future<Output = Result<tonic::Response<Bytes>, Status>>,
-) -> Result<Bytes, ApiError> {
+    call: impl Future<Output = Result<tonic::Response<T>, Status>>,
+) -> Result<T, ApiError> {
     let call = std::pin::pin!(call);
     let timer = std::pin::pin!(crate::task::sleep(deadline + CLIENT_GRACE));
     match select(call, timer).await {
@@ -381,17 +274,24 @@ pub struct ListQuery {
 
 /// One page of articles, newest first, and the number of all matches.
 pub async fn list_articles(q: ListQuery) -> Result<pb::ListArticlesResponse, ApiError> {
-    let message = pb::ListArticlesRequest {
-        page: q.page,
-        page_size: q.page_size,
-        query: q.query,
-        tag: q.tag,
-    };
-    unary(LIST, message, None).await
+    let req = request(
+        pb::ListArticlesRequest {
+            page: q.page,
+            page_size: q.page_size,
+            query: q.query,
+            tag: q.tag,
+        },
+        Some(CALL_DEADLINE),
+        None,
+    )?;
+    let mut client = client();
+    within(CALL_DEADLINE, client.list_articles(req)).await
 }
 
 pub async fn get_article(id: i64) -> Result<Article, ApiError> {
-    unary::<pb::GetArticleResponse>(GET, pb::GetArticleRequest { id }, None)
+    let req = request(pb::GetArticleRequest { id }, Some(CALL_DEADLINE), None)?;
+    let mut client = client();
+    within(CALL_DEADLINE, client.get_article(req))
         .await?
         .article
         .ok_or_else(missing_article)
@@ -406,12 +306,17 @@ pub struct Draft {
 }
 
 pub async fn create_article(token: &str, draft: Draft) -> Result<Article, ApiError> {
-    let message = pb::CreateArticleRequest {
-        title: draft.title,
-        content: draft.content,
-        tags: draft.tags,
-    };
-    unary::<pb::CreateArticleResponse>(CREATE, message, Some(token))
+    let req = request(
+        pb::CreateArticleRequest {
+            title: draft.title,
+            content: draft.content,
+            tags: draft.tags,
+        },
+        Some(CALL_DEADLINE),
+        Some(token),
+    )?;
+    let mut client = client();
+    within(CALL_DEADLINE, client.create_article(req))
         .await?
         .article
         .ok_or_else(missing_article)
@@ -425,22 +330,32 @@ pub async fn update_article(
     draft: Draft,
     expected_version: i64,
 ) -> Result<Article, ApiError> {
-    let message = pb::UpdateArticleRequest {
-        id,
-        title: draft.title,
-        content: draft.content,
-        tags: draft.tags,
-        expected_version,
-    };
-    unary::<pb::UpdateArticleResponse>(UPDATE, message, Some(token))
+    let req = request(
+        pb::UpdateArticleRequest {
+            id,
+            title: draft.title,
+            content: draft.content,
+            tags: draft.tags,
+            expected_version,
+        },
+        Some(CALL_DEADLINE),
+        Some(token),
+    )?;
+    let mut client = client();
+    within(CALL_DEADLINE, client.update_article(req))
         .await?
         .article
         .ok_or_else(missing_article)
 }
 
 pub async fn delete_article(token: &str, id: i64) -> Result<(), ApiError> {
-    unary::<pb::DeleteArticleResponse>(DELETE, pb::DeleteArticleRequest { id }, Some(token))
-        .await?;
+    let req = request(
+        pb::DeleteArticleRequest { id },
+        Some(CALL_DEADLINE),
+        Some(token),
+    )?;
+    let mut client = client();
+    within(CALL_DEADLINE, client.delete_article(req)).await?;
     Ok(())
 }
 
@@ -469,7 +384,7 @@ pub struct Watch {
     /// The sequence live delivery starts after (`x-watch-sequence`), when
     /// the server sent it and CORS lets us read it.
     pub live_from: Option<i64>,
-    stream: tonic::Streaming<Bytes>,
+    stream: tonic::Streaming<pb::ArticleEvent>,
 }
 
 impl Watch {
@@ -479,10 +394,7 @@ impl Watch {
         use pb::article_event::Event;
         loop {
             let event = match self.stream.message().await {
-                Ok(Some(bytes)) => match pb::ArticleEvent::decode(bytes) {
-                    Ok(event) => event,
-                    Err(_) => return Some(Err(undecodable())),
-                },
+                Ok(Some(event)) => event,
                 Ok(None) => return None,
                 Err(status) => return Some(Err(ApiError::from_status(&status))),
             };
@@ -502,14 +414,16 @@ impl Watch {
 /// Opens the change feed, optionally filtered by `tag`, resuming after
 /// `after_sequence` when it is > 0.
 pub async fn watch_articles(tag: String, after_sequence: i64) -> Result<Watch, ApiError> {
-    let message = pb::WatchArticlesRequest {
-        tag,
-        after_sequence,
-    };
-    let req = request(message.encode_to_vec(), None, None)?;
+    let req = request(
+        pb::WatchArticlesRequest {
+            tag,
+            after_sequence,
+        },
+        None,
+        None,
+    )?;
     let mut client = client();
-    let call =
-        std::pin::pin!(client.server_streaming(req, PathAndQuery::from_static(WATCH), RawCodec));
+    let call = std::pin::pin!(client.watch_articles(req));
     let timer = std::pin::pin!(crate::task::sleep(WATCH_OPEN_DEADLINE));
     match select(call, timer).await {
         Either::Left((Ok(response), _)) => {
