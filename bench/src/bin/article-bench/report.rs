@@ -341,7 +341,9 @@ pub fn render(machine: &Machine, results: &Results) -> String {
         let _ = writeln!(
             s,
             "article-server runs as shipped (release build, default settings: SQLite file in WAL \
-             mode, one `info` log line per call on stderr, redirected to a file).\n"
+             mode, ListArticles pages cached in memory until the next write, so every call after \
+             the first is answered from the cache, one `info` log line per call on stderr, \
+             redirected to a file).\n"
         );
     } else {
         let _ = writeln!(
