@@ -609,22 +609,13 @@ fn build_web() -> Result<Option<PathBuf>> {
 
     let tools_dir = root.join("target").join("tools");
     let path = tool_path(&tools_dir)?;
-    let bindgen_version = cargo_lock_version(&root, "wasm-bindgen")?;
     ensure_cargo_tool(
         &path,
         "trunk",
         TRUNK_VERSION,
         &["install", "trunk", "--version", TRUNK_VERSION, "--locked"],
     )?;
-    // Not `--locked`: a dependency version in wasm-bindgen-cli's own lock
-    // file is missing from the registry.
-    ensure_cargo_tool(
-        &path,
-        "wasm-bindgen",
-        &bindgen_version,
-        &["install", "wasm-bindgen-cli", "--version", &bindgen_version],
-    )?;
-    ensure_wasm_opt(&path, &tools_dir)?;
+    let bindgen_version = ensure_bindgen_and_opt(&root, &path, &tools_dir)?;
 
     step("cargo fetch (Trunk builds offline)");
     cargo(&["fetch", "--locked"])?;
@@ -760,8 +751,35 @@ fn ensure_wasm_opt(path: &OsStr, tools_dir: &Path) -> Result<()> {
         println!("    wasm-opt {WASM_OPT_VERSION}: present");
         return Ok(());
     }
+    npm_install(
+        tools_dir,
+        "wasm-opt",
+        &format!("binaryen@{BINARYEN_VERSION}"),
+    )
+}
+
+/// Installs what turns a wasm32 build into a page when missing: the
+/// wasm-bindgen CLI at the version of the `wasm-bindgen` crate in
+/// Cargo.lock (returned), and wasm-opt into `tools_dir`.
+fn ensure_bindgen_and_opt(root: &Path, path: &OsStr, tools_dir: &Path) -> Result<String> {
+    let bindgen_version = cargo_lock_version(root, "wasm-bindgen")?;
+    // Not `--locked`: a dependency version in wasm-bindgen-cli's own lock
+    // file is missing from the registry.
+    ensure_cargo_tool(
+        path,
+        "wasm-bindgen",
+        &bindgen_version,
+        &["install", "wasm-bindgen-cli", "--version", &bindgen_version],
+    )?;
+    ensure_wasm_opt(path, tools_dir)?;
+    Ok(bindgen_version)
+}
+
+/// `npm install --save-exact <spec>` into `tools_dir` (its own
+/// `node_modules`, never global), for the tool `what`.
+fn npm_install(tools_dir: &Path, what: &str, spec: &str) -> Result<()> {
     println!(
-        "    installing wasm-opt (npm binaryen@{BINARYEN_VERSION}) into {}",
+        "    installing {what} (npm {spec}) into {}",
         tools_dir.display()
     );
     std::fs::create_dir_all(tools_dir)
@@ -770,11 +788,11 @@ fn ensure_wasm_opt(path: &OsStr, tools_dir: &Path) -> Result<()> {
     cmd.arg("install")
         .arg("--prefix")
         .arg(tools_dir)
-        .args(["--no-audit", "--no-fund"])
-        .arg(format!("binaryen@{BINARYEN_VERSION}"));
+        .args(["--no-audit", "--no-fund", "--save-exact"])
+        .arg(spec);
     run_command(cmd).map_err(|e| {
         Error(format!(
-            "{e}\n(wasm-opt comes from npm; install Node.js and npm, e.g. `apt-get install npm`)"
+            "{e}\n({what} comes from npm; install Node.js and npm, e.g. `apt-get install npm`)"
         ))
     })
 }
@@ -796,19 +814,11 @@ fn ensure_protobuf_es(tools_dir: &Path) -> Result<PathBuf> {
     if present {
         println!("    protobuf-es {PROTOBUF_ES_VERSION}: present");
     } else {
-        println!(
-            "    installing protobuf-es (npm @bufbuild/protobuf@{PROTOBUF_ES_VERSION}) into {}",
-            tools_dir.display()
-        );
-        std::fs::create_dir_all(tools_dir)
-            .map_err(|e| Error(format!("cannot create {}: {e}", tools_dir.display())))?;
-        let mut cmd = Command::new("npm");
-        cmd.arg("install")
-            .arg("--prefix")
-            .arg(tools_dir)
-            .args(["--no-audit", "--no-fund", "--save-exact"])
-            .arg(format!("@bufbuild/protobuf@{PROTOBUF_ES_VERSION}"));
-        run_command(cmd)?;
+        npm_install(
+            tools_dir,
+            "protobuf-es",
+            &format!("@bufbuild/protobuf@{PROTOBUF_ES_VERSION}"),
+        )?;
     }
     Ok(package.join("dist").join("esm"))
 }
@@ -823,14 +833,7 @@ fn build_wasm_decode() -> Result<PathBuf> {
     step("build bench/wasm-decode (wasm-release, wasm-bindgen --target web, wasm-opt -Oz)");
     let tools_dir = root.join("target").join("tools");
     let path = tool_path(&tools_dir)?;
-    let bindgen_version = cargo_lock_version(&root, "wasm-bindgen")?;
-    ensure_cargo_tool(
-        &path,
-        "wasm-bindgen",
-        &bindgen_version,
-        &["install", "wasm-bindgen-cli", "--version", &bindgen_version],
-    )?;
-    ensure_wasm_opt(&path, &tools_dir)?;
+    ensure_bindgen_and_opt(&root, &path, &tools_dir)?;
 
     let mut build = cargo_command();
     build

@@ -6,7 +6,7 @@
 use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
 use tonic::transport::Channel;
 
-use crate::common::{ALICE, TIMEOUT, TestServer, authed, create, create_as_alice};
+use crate::common::{ALICE, TestServer, authed, create, create_as_alice, list};
 
 fn front_page() -> pb::ListArticlesRequest {
     pb::ListArticlesRequest {
@@ -21,17 +21,6 @@ fn tag_page(tag: &str) -> pb::ListArticlesRequest {
         tag: tag.into(),
         ..front_page()
     }
-}
-
-async fn list(
-    client: &mut ArticleServiceClient<Channel>,
-    request: pb::ListArticlesRequest,
-) -> pb::ListArticlesResponse {
-    tokio::time::timeout(TIMEOUT, client.list_articles(request))
-        .await
-        .expect("ListArticles answers in time")
-        .expect("ListArticles succeeds")
-        .into_inner()
 }
 
 /// Lists `request` twice and checks the second answer came from the cache

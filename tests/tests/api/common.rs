@@ -197,6 +197,18 @@ pub fn create(title: &str, content: &str, tags: &[&str]) -> pb::CreateArticleReq
     }
 }
 
+/// ListArticles, which must succeed in time.
+pub async fn list(
+    client: &mut ArticleServiceClient<Channel>,
+    request: pb::ListArticlesRequest,
+) -> pb::ListArticlesResponse {
+    tokio::time::timeout(TIMEOUT, client.list_articles(request))
+        .await
+        .expect("ListArticles answers in time")
+        .expect("ListArticles succeeds")
+        .into_inner()
+}
+
 /// Creates an article as alice and returns it.
 pub async fn create_as_alice(
     client: &mut ArticleServiceClient<Channel>,

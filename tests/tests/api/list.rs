@@ -7,7 +7,7 @@ use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
 use tonic::{Code, Request, Status, transport::Channel};
 use tonic_types::StatusExt as _;
 
-use crate::common::{ALICE, TIMEOUT, TestServer, authed, create, create_as_alice};
+use crate::common::{ALICE, TIMEOUT, TestServer, authed, create, create_as_alice, list};
 
 fn list_request(page: i32, page_size: i32, query: &str, tag: &str) -> pb::ListArticlesRequest {
     pb::ListArticlesRequest {
@@ -16,17 +16,6 @@ fn list_request(page: i32, page_size: i32, query: &str, tag: &str) -> pb::ListAr
         query: query.into(),
         tag: tag.into(),
     }
-}
-
-async fn list(
-    client: &mut ArticleServiceClient<Channel>,
-    request: pb::ListArticlesRequest,
-) -> pb::ListArticlesResponse {
-    tokio::time::timeout(TIMEOUT, client.list_articles(request))
-        .await
-        .expect("ListArticles answers in time")
-        .expect("ListArticles succeeds")
-        .into_inner()
 }
 
 async fn list_error(
