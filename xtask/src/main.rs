@@ -978,10 +978,9 @@ fn bench(args: &[OsString]) -> Result<()> {
         print!("{USAGE}");
         return Ok(());
     }
-    let args = match args.split_first() {
-        Some((first, tail)) if first == "--" => tail,
-        _ => args,
-    };
+    // Every option goes to article-bench, with or without a `--` before
+    // it (`bench --quick -- --only browser` is `bench --quick --only browser`).
+    let args: Vec<&OsString> = args.iter().filter(|a| *a != "--").collect();
     let root = workspace_root();
     step("ensure benchmark tools (oha, h2load, Python venv with grpcio)");
 
