@@ -555,84 +555,82 @@ async fn physical_limit(
     seeded: &seed::Seeded,
     results: &mut Results,
 ) -> anyhow::Result<()> {
-    let list = grpc::LIST_PATH;
-    let reference = &seeded.reference[..];
     step("(1) physical limit: hyper replaying the answer");
-    let responses = ctx.work.join("limit").display().to_string();
-    let limit = ctx
-        .bench_bin("limit-server", "limit", &["--responses".into(), responses])
-        .await?;
-    let (_, web_same) = grpc::check_list(limit.addr, Wire::GrpcWeb, reference).await?;
-    let (_, h2_same) = grpc::check_list(limit.addr, Wire::Grpc, reference).await?;
-    measure(
+    replaying_system(
         ctx,
+        seeded,
         results,
-        "limit-h1",
-        "(1) physical limit, HTTP/1.1 gRPC-web",
-        Some(web_same),
-        Load::OhaGrpcWeb {
-            url: url(&limit, list),
-        },
-        &[limit.pid],
+        "limit-server",
+        ["limit-h1", "limit-h2"],
+        [
+            "(1) physical limit, HTTP/1.1 gRPC-web",
+            "(1) physical limit, h2c gRPC",
+        ],
     )
     .await?;
-    measure(
-        ctx,
-        results,
-        "limit-h2",
-        "(1) physical limit, h2c gRPC",
-        Some(h2_same),
-        Load::H2load {
-            url: url(&limit, list),
-        },
-        &[limit.pid],
-    )
-    .await?;
-    limit.stop().await?;
 
     // (1b) tonic alone: the same answer through tonic + tonic-web, none of
     // this server's layers and no storage. Splits the gap between (1) and
     // (2)/(3) into the framework's part and ours.
     step("(1b) tonic floor: bare tonic + tonic-web answering the same page");
-    let floor = ctx
-        .bench_bin(
-            "tonic-floor",
-            "floor",
-            &[
-                "--responses".into(),
-                ctx.work.join("limit").display().to_string(),
-            ],
-        )
+    replaying_system(
+        ctx,
+        seeded,
+        results,
+        "tonic-floor",
+        ["floor-h1", "floor-h2"],
+        [
+            "(1b) tonic floor, HTTP/1.1 gRPC-web",
+            "(1b) tonic floor, h2c gRPC",
+        ],
+    )
+    .await
+}
+
+/// Starts `bin` on the captured responses, checks its answer over both
+/// protocols and measures gRPC-web (HTTP/1.1) and gRPC (h2c), recorded
+/// under `keys` and `systems` in that order.
+async fn replaying_system(
+    ctx: &Ctx,
+    seeded: &seed::Seeded,
+    results: &mut Results,
+    bin: &str,
+    keys: [&'static str; 2],
+    systems: [&'static str; 2],
+) -> anyhow::Result<()> {
+    let list = grpc::LIST_PATH;
+    let reference = &seeded.reference[..];
+    let responses = ctx.work.join("limit").display().to_string();
+    let server = ctx
+        .bench_bin(bin, bin, &["--responses".into(), responses])
         .await?;
-    let (_, web_same) = grpc::check_list(floor.addr, Wire::GrpcWeb, reference).await?;
-    let (_, h2_same) = grpc::check_list(floor.addr, Wire::Grpc, reference).await?;
+    let (_, web_same) = grpc::check_list(server.addr, Wire::GrpcWeb, reference).await?;
+    let (_, h2_same) = grpc::check_list(server.addr, Wire::Grpc, reference).await?;
     measure(
         ctx,
         results,
-        "floor-h1",
-        "(1b) tonic floor, HTTP/1.1 gRPC-web",
+        keys[0],
+        systems[0],
         Some(web_same),
         Load::OhaGrpcWeb {
-            url: url(&floor, list),
+            url: url(&server, list),
         },
-        &[floor.pid],
+        &[server.pid],
     )
     .await?;
     measure(
         ctx,
         results,
-        "floor-h2",
-        "(1b) tonic floor, h2c gRPC",
+        keys[1],
+        systems[1],
         Some(h2_same),
         Load::H2load {
-            url: url(&floor, list),
+            url: url(&server, list),
         },
-        &[floor.pid],
+        &[server.pid],
     )
     .await?;
-    floor.stop().await?;
-
-    Ok(())
+    server.stop().await
 }
 
 /// One measured run of `load` against the processes `pids`, recorded
