@@ -13,31 +13,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(env::var("OUT_DIR")?);
     let server = env::var_os("CARGO_FEATURE_SERVER").is_some();
     let transport = env::var_os("CARGO_FEATURE_TRANSPORT").is_some();
-    // Each API gets its own descriptor set, so reflection lists only what
-    // a server mounts.
-    // ArticleService uses its own codec (see `src/codec.rs`); the example
-    // keeps tonic's default, as a user-defined service would.
-    for (proto, descriptor, codec) in [
-        (
-            "article/v1/article.proto",
-            "article_descriptor.bin",
-            "crate::codec::ArticleCodec",
-        ),
-        (
-            "example/v1/echo.proto",
-            "echo_descriptor.bin",
-            "tonic_prost::ProstCodec",
-        ),
-    ] {
-        println!("cargo:rerun-if-changed={proto}");
-        let fds = protox::compile([proto], ["."])?;
-        std::fs::write(out.join(descriptor), fds.encode_to_vec())?;
-        tonic_prost_build::configure()
-            .build_server(server)
-            .build_client(true)
-            .build_transport(transport)
-            .codec_path(codec)
-            .compile_fds(fds)?;
-    }
+    // ArticleService uses its own codec (see `src/codec.rs`).
+    let proto = "article/v1/article.proto";
+    println!("cargo:rerun-if-changed={proto}");
+    let fds = protox::compile([proto], ["."])?;
+    std::fs::write(out.join("article_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_server(server)
+        .build_client(true)
+        .build_transport(transport)
+        .codec_path("crate::codec::ArticleCodec")
+        .compile_fds(fds)?;
     Ok(())
 }

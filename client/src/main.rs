@@ -371,7 +371,7 @@ async fn watch(
                     // the stream drops before any event arrives.
                     if let Some(s) = response
                         .metadata()
-                        .get("x-watch-sequence")
+                        .get(proto::WATCH_SEQUENCE_HEADER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse().ok())
                     {

@@ -1309,8 +1309,8 @@ async fn start_tls() -> (tempfile::TempDir, Server, Pki) {
     let dir = tempfile::tempdir().expect("a temporary directory is created");
     let pki = generate_pki(dir.path());
     let mut s = settings(&dir.path().join("articles.db"), any_port());
-    s.tls_cert = Some(pki.cert.clone());
-    s.tls_key = Some(pki.key.clone());
+    s.runtime.tls_cert = Some(pki.cert.clone());
+    s.runtime.tls_key = Some(pki.key.clone());
     let server = Server::start(s).await;
     assert!(
         server.url.starts_with("https://"),

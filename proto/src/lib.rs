@@ -26,14 +26,32 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// Fully-qualified service name, as used in paths and health checks.
 pub const SERVICE_NAME: &str = "article.v1.ArticleService";
 
-/// The example service that shows how a user-defined service is mounted
-/// beside ArticleService (see `server/examples/echo_beside_articles.rs`).
-pub mod example {
-    pub mod v1 {
-        tonic::include_proto!("example.v1");
-    }
+/// Response header of `WatchArticles`: the sequence live delivery starts
+/// after, so a client that sees no event before its stream drops can still
+/// resume without a gap.
+pub const WATCH_SEQUENCE_HEADER: &str = "x-watch-sequence";
 
-    /// Encoded `FileDescriptorSet` of the example API.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/echo_descriptor.bin"));
+/// The canonical name of a gRPC status code, as the gRPC spec spells it
+/// (`NOT_FOUND`, `INVALID_ARGUMENT`, …).
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
 }

@@ -4,12 +4,13 @@
 //! so `--listen` and `ARTICLE_LISTEN` are one setting. Tokens are secrets:
 //! they are never printed by `Debug` and never logged.
 
-use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
+use std::{ffi::OsString, fmt, str::FromStr};
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, ValueEnum};
+use grpc_runtime::RuntimeArgs;
 
-/// Default `--max-message-bytes`: 4 MiB, gRPC's customary limit.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Prefix of every environment variable (`ARTICLE_LISTEN`, …).
+pub const ENV_PREFIX: &str = "ARTICLE";
 
 /// Settings of one server process.
 #[derive(Clone, Parser)]
@@ -24,9 +25,9 @@ Writes (create, update, delete, import) need `authorization: Bearer <token>`; \
 reads and watch are public."
 )]
 pub struct Settings {
-    /// Address to listen on; port 0 picks a free port (the real one is printed).
-    #[arg(long, env = "ARTICLE_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    /// Where and how the one port serves (the runtime's flags).
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 
     /// Database URL: `sqlite://FILE`, a plain file path, or `sqlite::memory:`.
     #[arg(
@@ -48,25 +49,6 @@ pub struct Settings {
     )]
     pub tokens: Vec<TokenSpec>,
 
-    /// Allowed CORS origin (repeatable; env: comma-separated). None = any origin,
-    /// without credentials.
-    #[arg(
-        long = "allow-origin",
-        env = "ARTICLE_ALLOW_ORIGINS",
-        value_delimiter = ',',
-        value_name = "ORIGIN"
-    )]
-    pub allow_origins: Vec<String>,
-
-    /// Directory of the built web app, served at `/` with `index.html` as the
-    /// fallback for client-side routes.
-    #[arg(long, env = "ARTICLE_STATIC_DIR")]
-    pub static_dir: Option<PathBuf>,
-
-    /// Largest request message accepted, in bytes; larger ones are RESOURCE_EXHAUSTED.
-    #[arg(long, env = "ARTICLE_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
-    pub max_message_bytes: usize,
-
     /// Seconds between heartbeat events on WatchArticles streams.
     #[arg(long, env = "ARTICLE_WATCH_HEARTBEAT_SECS", default_value_t = 15,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -86,40 +68,47 @@ pub struct Settings {
     #[arg(long, env = "ARTICLE_DEMO_DATA")]
     pub demo_data: bool,
 
-    /// PEM certificate chain; with --tls-key serves HTTPS (ALPN h2 and http/1.1).
-    #[arg(long, env = "ARTICLE_TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// PEM private key for --tls-cert.
-    #[arg(long, env = "ARTICLE_TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-
     /// Log line format.
     #[arg(long, env = "ARTICLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-
-    /// Seconds in-flight calls may take to finish after SIGTERM/SIGINT.
-    #[arg(long, env = "ARTICLE_DRAIN_SECS", default_value_t = 10)]
-    pub drain_secs: u64,
 }
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
-            .field("listen", &self.listen)
+            .field("runtime", &self.runtime)
             .field("database_url", &self.database_url)
             .field("tokens", &self.tokens)
-            .field("allow_origins", &self.allow_origins)
-            .field("static_dir", &self.static_dir)
-            .field("max_message_bytes", &self.max_message_bytes)
             .field("watch_heartbeat_secs", &self.watch_heartbeat_secs)
             .field("watch_retain", &self.watch_retain)
             .field("list_cache_mib", &self.list_cache_mib)
             .field("demo_data", &self.demo_data)
-            .field("tls_cert", &self.tls_cert)
             .field("log_format", &self.log_format)
-            .field("drain_secs", &self.drain_secs)
             .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// The command line: the flags, each with its `ARTICLE_*` variable.
+    pub fn command_with_env() -> clap::Command {
+        RuntimeArgs::with_env_prefix(Self::command(), ENV_PREFIX)
+    }
+
+    /// Settings from the process's arguments and environment; prints help
+    /// or an error and exits like clap's `parse` does.
+    pub fn load() -> Self {
+        let matches = Self::command_with_env().get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Settings from `args` (the program name first) and the environment.
+    pub fn try_load_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let matches = Self::command_with_env().try_get_matches_from(args)?;
+        Self::from_arg_matches(&matches)
     }
 }
 
@@ -183,7 +172,7 @@ mod tests {
 
     #[test]
     fn env_and_flag_are_the_same_setting() {
-        let s = Settings::try_parse_from([
+        let s = Settings::try_load_from([
             "article-server",
             "--token",
             "a=aaaaaaaaaa",
@@ -194,8 +183,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.tokens.len(), 2);
-        assert_eq!(s.allow_origins, vec!["https://x.example".to_string()]);
-        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            s.runtime.allow_origins,
+            vec!["https://x.example".to_string()]
+        );
+        assert_eq!(s.runtime.listen.to_string(), "127.0.0.1:8080");
         assert!(!format!("{s:?}").contains("aaaaaaaaaa"));
     }
 }

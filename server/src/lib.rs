@@ -1,5 +1,5 @@
-//! `article-server` as a library: the reusable gRPC + gRPC-web runtime
-//! ([`runtime`]) and the article application built on it ([`startup`]).
+//! `article-server` as a library: the article application ([`startup`])
+//! on the one-port runtime of the `grpc-runtime` crate.
 //!
 //! Tests and embedders call [`Application::build`] with [`Settings`] (port 0
 //! allowed), read [`Application::local_addr`], then
@@ -8,7 +8,6 @@
 pub mod article;
 pub mod auth;
 pub mod config;
-pub mod runtime;
 pub mod startup;
 pub mod telemetry;
 

@@ -4,11 +4,10 @@
 use std::io::Write as _;
 
 use article_server::{Application, Settings, telemetry};
-use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let settings = Settings::parse();
+    let settings = Settings::load();
     let _logging = telemetry::init(settings.log_format);
     match run(settings).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -24,7 +23,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
     // Before the "listening" line: scripts take it to mean "ready", and a
     // SIGTERM sent then must already mean a graceful stop.
-    let signal = article_server::startup::shutdown_signal();
+    let signal = grpc_runtime::shutdown_signal();
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {}", app.url())?;
     if let Some(token) = app.generated_token() {

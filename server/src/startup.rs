@@ -17,8 +17,8 @@ use crate::{
     },
     auth::Tokens,
     config::{Settings, TokenSpec},
-    runtime::{Runtime, RuntimeBuilder},
 };
+use grpc_runtime::{Metrics, Runtime, RuntimeBuilder, configure_service};
 
 /// The running product: ArticleService (plus anything added) on one port.
 pub struct Application {
@@ -51,10 +51,13 @@ impl Application {
                 tracing::info!(articles = n, "loaded demo data");
             }
         }
+        // One registry for the runtime's call metrics and the app's own.
+        let metrics = Metrics::new();
         let feed = ChangeFeed::start(
             store.clone(),
             Duration::from_secs(settings.watch_heartbeat_secs),
             settings.watch_retain,
+            metrics.gauge("article_watchers"),
         )
         .await?;
 
@@ -66,6 +69,7 @@ impl Application {
         };
         let lists = Arc::new(ListCache::new(
             settings.list_cache_mib.saturating_mul(1024 * 1024),
+            &metrics,
         ));
         let articles = ArticleGrpc::new(
             store.clone(),
@@ -75,22 +79,19 @@ impl Application {
         );
 
         let closing = feed.clone();
-        let builder = RuntimeBuilder::new().max_message_bytes(settings.max_message_bytes);
-        let articles = crate::configure_service!(
+        let builder = RuntimeBuilder::new()
+            .configure(&settings.runtime)
+            .metrics(metrics);
+        let articles = configure_service!(
             ArticleServiceServer::new(articles),
             builder.service_settings()
         );
-        let mut builder = builder
+        let builder = builder
             .add_service(articles)
             .file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .allow_origins(settings.allow_origins.clone())
-            .static_dir(settings.static_dir.clone())
-            .drain_timeout(Duration::from_secs(settings.drain_secs))
+            .expose_headers([http::HeaderName::from_static(proto::WATCH_SEQUENCE_HEADER)])
             .on_shutdown(move || closing.close());
-        if let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) {
-            builder = builder.tls(cert.clone(), key.clone());
-        }
-        let runtime = extend(builder).bind(settings.listen).await?;
+        let runtime = extend(builder).bind(settings.runtime.listen).await?;
         Ok(Self {
             runtime,
             generated_token,
@@ -127,40 +128,11 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, then drains and returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.run_until(shutdown_signal()).await
+        self.run_until(grpc_runtime::shutdown_signal()).await
     }
 
     /// Serves until `signal` completes, then drains and returns.
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         self.runtime.run_until(signal).await
-    }
-}
-
-/// Completes on SIGTERM or SIGINT (Ctrl-C). The handlers are installed
-/// when this is called, not when the future is first polled, so a signal
-/// sent right after startup is already a graceful shutdown.
-pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        async move {
-            match (term, int) {
-                (Ok(mut term), Ok(mut int)) => tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received"),
-                    _ = int.recv() => tracing::info!("SIGINT received"),
-                },
-                _ => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    tracing::info!("SIGINT received");
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("Ctrl-C received");
     }
 }

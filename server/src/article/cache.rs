@@ -36,6 +36,9 @@ pub struct ListCache {
     inner: Mutex<Pages>,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// `article_list_cache_total{result="hit"|"miss"}` in the runtime's registry.
+    hit_counter: metrics::Counter,
+    miss_counter: metrics::Counter,
 }
 
 #[derive(Default)]
@@ -54,13 +57,16 @@ pub struct CacheStats {
 
 impl ListCache {
     /// A cache holding at most `budget` bytes of encoded responses;
-    /// 0 turns it off.
-    pub fn new(budget: usize) -> Self {
+    /// 0 turns it off. Hits and misses are counted in `metrics`.
+    pub fn new(budget: usize, metrics: &grpc_runtime::Metrics) -> Self {
+        const NAME: &str = "article_list_cache_total";
         Self {
             budget,
             inner: Mutex::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            hit_counter: metrics.counter(NAME, &[("result", "hit")]),
+            miss_counter: metrics.counter(NAME, &[("result", "miss")]),
         }
     }
 
@@ -76,12 +82,12 @@ impl ListCache {
                 .then(|| pages.pages.get(query).cloned())
                 .flatten()
         };
-        let (counter, label) = match hit {
-            Some(_) => (&self.hits, "hit"),
-            None => (&self.misses, "miss"),
+        let (count, counter) = match hit {
+            Some(_) => (&self.hits, &self.hit_counter),
+            None => (&self.misses, &self.miss_counter),
         };
-        counter.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("article_list_cache_total", "result" => label).increment(1);
+        count.fetch_add(1, Ordering::Relaxed);
+        counter.increment(1);
         hit
     }
 
@@ -147,7 +153,7 @@ mod tests {
 
     #[test]
     fn serves_a_page_only_under_the_generation_it_was_read_in() {
-        let cache = ListCache::new(1 << 20);
+        let cache = ListCache::new(1 << 20, &grpc_runtime::Metrics::new());
         assert!(cache.get(1, &query(1)).is_none());
         cache.insert(1, query(1), page("a"));
         assert_eq!(cache.get(1, &query(1)).unwrap().articles[0].title, "a");
@@ -158,7 +164,7 @@ mod tests {
 
     #[test]
     fn a_page_read_before_a_newer_generation_is_not_kept() {
-        let cache = ListCache::new(1 << 20);
+        let cache = ListCache::new(1 << 20, &grpc_runtime::Metrics::new());
         cache.insert(3, query(1), page("new"));
         cache.insert(2, query(2), page("old"));
         assert!(cache.get(3, &query(2)).is_none());
@@ -168,7 +174,7 @@ mod tests {
 
     #[test]
     fn a_newer_generation_drops_every_older_page() {
-        let cache = ListCache::new(1 << 20);
+        let cache = ListCache::new(1 << 20, &grpc_runtime::Metrics::new());
         cache.insert(1, query(1), page("a"));
         cache.insert(2, query(2), page("b"));
         assert!(cache.get(2, &query(1)).is_none());
@@ -178,7 +184,7 @@ mod tests {
     #[test]
     fn stays_within_its_byte_budget() {
         let size = page("a").encoded_len();
-        let cache = ListCache::new(2 * size);
+        let cache = ListCache::new(2 * size, &grpc_runtime::Metrics::new());
         cache.insert(1, query(1), page("a"));
         cache.insert(1, query(2), page("b"));
         assert!(cache.get(1, &query(1)).is_some());
@@ -190,7 +196,7 @@ mod tests {
 
     #[test]
     fn a_zero_budget_keeps_nothing() {
-        let cache = ListCache::new(0);
+        let cache = ListCache::new(0, &grpc_runtime::Metrics::new());
         assert!(!cache.enabled());
         cache.insert(1, query(1), page("a"));
         assert!(cache.get(1, &query(1)).is_none());

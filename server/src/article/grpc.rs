@@ -17,10 +17,6 @@ use super::{
 };
 use crate::auth::Tokens;
 
-/// Response header of `WatchArticles`: the sequence live delivery starts
-/// after (a client that resumes from it misses nothing).
-pub const WATCH_SEQUENCE_HEADER: &str = "x-watch-sequence";
-
 /// Most articles one `ImportArticles` call may carry.
 pub const MAX_IMPORT_ARTICLES: usize = 100_000;
 
@@ -212,7 +208,7 @@ impl ArticleService for ArticleGrpc {
         // Where live delivery starts: resuming after it loses nothing.
         response
             .metadata_mut()
-            .insert(WATCH_SEQUENCE_HEADER, live_from.into());
+            .insert(proto::WATCH_SEQUENCE_HEADER, live_from.into());
         Ok(response)
     }
 

@@ -55,6 +55,8 @@ struct Inner {
     published: Mutex<i64>,
     tx: broadcast::Sender<Arc<Change>>,
     watchers: AtomicI64,
+    /// `article_watchers` in the runtime's registry.
+    watchers_gauge: metrics::Gauge,
     heartbeat: Duration,
     /// How many of the newest changes a watcher may resume from.
     retain: i64,
@@ -68,6 +70,7 @@ impl ChangeFeed {
         store: Arc<dyn ArticleStore>,
         heartbeat: Duration,
         retain: u64,
+        watchers_gauge: metrics::Gauge,
     ) -> Result<Self, ArticleError> {
         let newest = store.sequence_bounds().await?.newest;
         let (tx, _) = broadcast::channel(WATCHER_BACKLOG);
@@ -77,6 +80,7 @@ impl ChangeFeed {
                 published: Mutex::new(newest),
                 tx,
                 watchers: AtomicI64::new(0),
+                watchers_gauge,
                 heartbeat,
                 retain: i64::try_from(retain).unwrap_or(i64::MAX),
                 closing: watch::channel(false).0,
@@ -177,7 +181,7 @@ impl ChangeFeed {
             tokio::time::interval_at(Instant::now() + self.inner.heartbeat, self.inner.heartbeat);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         self.inner.watchers.fetch_add(1, Ordering::Relaxed);
-        metrics::gauge!("article_watchers").increment(1.0);
+        self.inner.watchers_gauge.increment(1.0);
         let state = State {
             feed: self.clone(),
             tag,
@@ -237,7 +241,7 @@ struct State {
 impl Drop for State {
     fn drop(&mut self) {
         self.feed.inner.watchers.fetch_sub(1, Ordering::Relaxed);
-        metrics::gauge!("article_watchers").decrement(1.0);
+        self.feed.inner.watchers_gauge.decrement(1.0);
     }
 }
 

@@ -128,7 +128,8 @@ async fn grpc_web_response_to_any_origin_exposes_grpc_headers() {
 #[tokio::test]
 async fn configured_origin_is_echoed_on_preflight_and_call() {
     let server =
-        TestServer::start_with(|s| s.allow_origins = vec!["https://good.example".into()]).await;
+        TestServer::start_with(|s| s.runtime.allow_origins = vec!["https://good.example".into()])
+            .await;
 
     let reply = preflight(&server, "https://good.example").await;
     assert_preflight_allows_grpc_web(&reply);
@@ -155,7 +156,8 @@ async fn configured_origin_is_echoed_on_preflight_and_call() {
 #[tokio::test]
 async fn disallowed_origin_is_not_granted_access() {
     let server =
-        TestServer::start_with(|s| s.allow_origins = vec!["https://good.example".into()]).await;
+        TestServer::start_with(|s| s.runtime.allow_origins = vec!["https://good.example".into()])
+            .await;
 
     let reply = preflight(&server, "https://evil.example").await;
     assert_eq!(
@@ -178,7 +180,8 @@ async fn disallowed_origin_is_not_granted_access() {
 #[tokio::test]
 async fn disallowed_origin_gets_no_cors_headers_at_all() {
     let server =
-        TestServer::start_with(|s| s.allow_origins = vec!["https://good.example".into()]).await;
+        TestServer::start_with(|s| s.runtime.allow_origins = vec!["https://good.example".into()])
+            .await;
 
     let reply = preflight(&server, "https://evil.example").await;
     assert_eq!(

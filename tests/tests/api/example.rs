@@ -6,10 +6,8 @@
 use article_server::Settings;
 use futures::StreamExt as _;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use proto::{
-    example::v1::{EchoRequest, echo_service_client::EchoServiceClient},
-    v1::{self as pb, article_service_client::ArticleServiceClient},
-};
+use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
+use testkit::echo::{EchoServiceClient, pb::EchoRequest};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };

@@ -740,7 +740,7 @@ async fn server_with_static_app() -> (TestServer, tempfile::TempDir) {
     let web = tempfile::tempdir().expect("temp dir");
     std::fs::write(web.path().join("index.html"), INDEX_HTML).expect("index.html written");
     let path = web.path().to_path_buf();
-    let server = TestServer::start_with(|s| s.static_dir = Some(path)).await;
+    let server = TestServer::start_with(|s| s.runtime.static_dir = Some(path)).await;
     (server, web)
 }
 

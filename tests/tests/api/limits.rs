@@ -63,7 +63,7 @@ async fn assert_healthy(server: &TestServer) {
 
 #[tokio::test]
 async fn oversized_message_is_resource_exhausted_over_native_grpc() {
-    let server = TestServer::start_with(|s| s.max_message_bytes = LIMIT).await;
+    let server = TestServer::start_with(|s| s.runtime.max_message_bytes = LIMIT).await;
     let mut client = server.client().await;
     let status = client
         .create_article(authed(ALICE, create("too big", &"x".repeat(2000), &[])))
@@ -76,7 +76,7 @@ async fn oversized_message_is_resource_exhausted_over_native_grpc() {
 
 #[tokio::test]
 async fn oversized_message_is_resource_exhausted_over_grpc_web() {
-    let server = TestServer::start_with(|s| s.max_message_bytes = LIMIT).await;
+    let server = TestServer::start_with(|s| s.runtime.max_message_bytes = LIMIT).await;
     let message = frame(&create("too big", &"x".repeat(2000), &[]));
     for (content_type, body) in [
         ("application/grpc-web+proto", message.clone()),
@@ -105,7 +105,7 @@ async fn oversized_message_is_resource_exhausted_over_grpc_web() {
 
 #[tokio::test]
 async fn message_at_the_limit_is_accepted_and_one_byte_more_is_not() {
-    let server = TestServer::start_with(|s| s.max_message_bytes = LIMIT).await;
+    let server = TestServer::start_with(|s| s.runtime.max_message_bytes = LIMIT).await;
     let mut client = server.client().await;
 
     let created = client
@@ -136,7 +136,7 @@ async fn message_at_the_limit_is_accepted_and_one_byte_more_is_not() {
 
 #[tokio::test]
 async fn message_at_the_limit_is_accepted_over_grpc_web() {
-    let server = TestServer::start_with(|s| s.max_message_bytes = LIMIT).await;
+    let server = TestServer::start_with(|s| s.runtime.max_message_bytes = LIMIT).await;
     let mut request = raw_web_request(
         CREATE_PATH,
         "application/grpc-web+proto",
@@ -153,7 +153,7 @@ async fn message_at_the_limit_is_accepted_over_grpc_web() {
 
 #[tokio::test]
 async fn gzip_message_over_the_limit_once_decompressed_is_resource_exhausted() {
-    let server = TestServer::start_with(|s| s.max_message_bytes = LIMIT).await;
+    let server = TestServer::start_with(|s| s.runtime.max_message_bytes = LIMIT).await;
     // 2000 identical bytes compress far below the limit.
     let message = create("too big", &"x".repeat(2000), &[]).encode_to_vec();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -221,7 +221,7 @@ async fn default_limit_is_4_mib() {
 
 #[tokio::test]
 async fn server_serves_other_calls_after_refusing_oversized_messages() {
-    let server = TestServer::start_with(|s| s.max_message_bytes = LIMIT).await;
+    let server = TestServer::start_with(|s| s.runtime.max_message_bytes = LIMIT).await;
     let mut client = server.client().await;
     for _ in 0..3 {
         let status = client

@@ -13,9 +13,10 @@ use std::{
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
-use proto::{
-    example::v1::{EchoRequest, EchoResponse, echo_service_client::EchoServiceClient},
-    v1::{self as pb, article_service_client::ArticleServiceClient},
+use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
+use testkit::echo::{
+    EchoServiceClient,
+    pb::{EchoRequest, EchoResponse},
 };
 use tokio::{net::TcpStream, sync::Notify, task::JoinHandle};
 use tonic::{Code, Response, Status, transport::Channel};
@@ -265,7 +266,7 @@ async fn watch_streams_end_with_unavailable_when_draining_starts() {
 
 #[tokio::test]
 async fn drain_is_bounded_by_drain_secs() {
-    let mut server = start_example_with(|s| s.drain_secs = 1).await;
+    let mut server = start_example_with(|s| s.runtime.drain_secs = 1).await;
     // An Echo that would outlast the whole test's time budget: if the
     // drain waited for it, the server task could not return within TIMEOUT.
     let delay = u32::try_from(TIMEOUT.as_millis() * 3).expect("delay fits u32");

@@ -80,8 +80,8 @@ pub async fn start_tls() -> (TestServer, TestPki) {
     std::fs::write(&cert, &pki.cert_pem).expect("certificate file is written");
     std::fs::write(&key, &pki.key_pem).expect("key file is written");
     let mut settings = common::settings(&dir);
-    settings.tls_cert = Some(cert);
-    settings.tls_key = Some(key);
+    settings.runtime.tls_cert = Some(cert);
+    settings.runtime.tls_key = Some(key);
     (TestServer::start_in(dir, settings).await, pki)
 }
 

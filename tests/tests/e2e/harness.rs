@@ -109,7 +109,7 @@ impl App {
     pub async fn start() -> Self {
         let dist = web_dist();
         let server = TestServer::start_with(|s| {
-            s.static_dir = Some(dist);
+            s.runtime.static_dir = Some(dist);
             s.demo_data = true;
         })
         .await;

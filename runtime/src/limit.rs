@@ -21,12 +21,12 @@ use tower::{Layer, Service};
 
 /// Applies [`MessageLimit`] to requests.
 #[derive(Clone, Copy, Debug)]
-pub struct MessageLimitLayer {
+pub(crate) struct MessageLimitLayer {
     max: usize,
 }
 
 impl MessageLimitLayer {
-    pub fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         Self { max }
     }
 }
@@ -43,7 +43,7 @@ impl<S> Layer<S> for MessageLimitLayer {
 }
 
 #[derive(Clone, Debug)]
-pub struct MessageLimit<S> {
+pub(crate) struct MessageLimit<S> {
     inner: S,
     max: usize,
 }

@@ -1,46 +1,65 @@
-//! The runtime: one port that serves any tonic services over gRPC (HTTP/2,
-//! h2c or TLS) and gRPC-web (binary and text, HTTP/1.1 and HTTP/2), with
-//! CORS, request ids, health, reflection, a message size limit, gzip,
-//! Prometheus metrics, graceful drain and an optional static web app.
+//! One port for your tonic services: gRPC (HTTP/2, h2c or TLS) and
+//! gRPC-web (binary and text, over HTTP/1.1 and HTTP/2), so browsers call
+//! the same services as native clients — no proxy, no JSON gateway.
+//!
+//! Around the services you mount, the runtime adds: dispatch by content
+//! type, CORS (a gRPC-web preset and an origin allow-list), `x-request-id`
+//! on every response, `grpc.health.v1.Health` (NOT_SERVING while
+//! draining), server reflection v1 and v1alpha, a request message size
+//! limit answered with RESOURCE_EXHAUSTED, gzip, Prometheus metrics at
+//! `/metrics`, one log line per call, graceful drain, TLS with ALPN `h2`
+//! and `http/1.1`, and a static web app with an `index.html` fallback.
 //!
 //! ```no_run
-//! # async fn doc(svc: proto::v1::article_service_server::ArticleServiceServer<article_server::article::grpc::ArticleGrpc>) -> anyhow::Result<()> {
-//! use article_server::runtime::RuntimeBuilder;
-//! let runtime = RuntimeBuilder::new()
-//!     .add_service(svc)
-//!     .file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+//! use grpc_runtime::{RuntimeBuilder, configure_service, shutdown_signal};
+//! use testkit::echo::{Echo, EchoServiceServer, FILE_DESCRIPTOR_SET};
+//!
+//! # async fn doc() -> anyhow::Result<()> {
+//! let builder = RuntimeBuilder::new();
+//! // gzip both ways and the runtime's message limit on a generated server:
+//! let echo = configure_service!(EchoServiceServer::new(Echo), builder.service_settings());
+//! let runtime = builder
+//!     .add_service(echo)
+//!     .file_descriptor_set(FILE_DESCRIPTOR_SET)
 //!     .allow_origins(vec!["https://app.example".into()])
 //!     .bind("127.0.0.1:0".parse()?)
 //!     .await?;
 //! println!("listening on {}", runtime.url());
-//! runtime.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! runtime.run_until(shutdown_signal()).await
 //! # }
 //! ```
 //!
-//! Requests are dispatched by content type: `application/grpc*` goes to the
-//! gRPC services (an unknown service or method answers UNIMPLEMENTED, in
-//! gRPC-web framing when asked in gRPC-web), a POST to a gRPC-shaped path
-//! with another content type is 415, and everything else goes to
-//! `/metrics` and the static app. Browsers can only make unary and
-//! server-streaming calls: gRPC-web has no client or bidi streaming.
+//! # How a request is answered
+//! `application/grpc*` goes to the gRPC services (an unknown service or
+//! method answers UNIMPLEMENTED, in gRPC-web framing when asked in
+//! gRPC-web); a POST to a gRPC-shaped path with another content type is
+//! 415; everything else is plain HTTP: `/metrics`, `/healthz` and the
+//! static app (or 404).
+//!
+//! # Limitations
+//! * Browsers can only make unary and server-streaming calls: gRPC-web has
+//!   no client or bidi streaming.
+//! * The size limit counts a message as sent on the wire (compressed, when
+//!   the client compresses).
+//! * Logs are `tracing` events (target `grpc`); installing a subscriber is
+//!   the application's choice.
 
-pub mod limit;
-pub mod observe;
-pub mod tls;
+#![warn(missing_docs)]
 
-use std::{
-    convert::Infallible,
-    future::Future,
-    net::SocketAddr,
-    path::PathBuf,
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+#[cfg(feature = "cli")]
+mod args;
+mod cors;
+mod dispatch;
+mod limit;
+mod metrics;
+mod observe;
+mod tls;
+
+use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
-use axum::{Router, response::IntoResponse, routing::get};
-use http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use axum::{Router, routing::get};
+use http::{HeaderName, StatusCode};
 use tonic::{
     body::Body,
     server::NamedService,
@@ -50,51 +69,43 @@ use tonic::{
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::{Service, ServiceBuilder};
 use tower_http::{
-    cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     services::{ServeDir, ServeFile},
 };
 
-use self::{limit::MessageLimitLayer, observe::ObserveLayer};
-use crate::config::DEFAULT_MAX_MESSAGE_BYTES;
+#[cfg(feature = "cli")]
+pub use self::args::RuntimeArgs;
+pub use self::{
+    cors::{CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS},
+    metrics::Metrics,
+};
+use self::{
+    dispatch::{CorsGate, Dispatch},
+    limit::MessageLimitLayer,
+    observe::ObserveLayer,
+};
 
-/// Request headers a browser may send on gRPC-web calls.
-pub const CORS_ALLOW_HEADERS: [&str; 7] = [
-    "content-type",
-    "x-grpc-web",
-    "x-user-agent",
-    "grpc-timeout",
-    "authorization",
-    "x-request-id",
-    "grpc-accept-encoding",
-];
-
-/// Response headers a browser script may read.
-pub const CORS_EXPOSE_HEADERS: [&str; 5] = [
-    "grpc-status",
-    "grpc-message",
-    "grpc-status-details-bin",
-    "x-request-id",
-    "grpc-encoding",
-];
+/// Default largest request message: 4 MiB, gRPC's customary limit.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Per-service settings of the runtime, applied to generated servers with
-/// [`configure_service!`](crate::configure_service).
+/// [`configure_service!`].
 #[derive(Clone, Copy, Debug)]
 pub struct ServiceSettings {
+    /// Largest request message, in bytes.
     pub max_message_bytes: usize,
 }
 
 /// Switches on gzip (accepted, and sent when the client accepts it) and
 /// sets the decoding limit on a tonic-generated server, e.g.
-/// `configure_service!(EchoServiceServer::new(Echo), runtime.service_settings())`.
+/// `configure_service!(EchoServiceServer::new(Echo), builder.service_settings())`.
 /// A macro, not a trait, because generated servers share these methods by
 /// name only, and a trait could not be implemented for servers generated
 /// in another crate.
 #[macro_export]
 macro_rules! configure_service {
     ($server:expr, $settings:expr) => {{
-        let settings: $crate::runtime::ServiceSettings = $settings;
+        let settings: $crate::ServiceSettings = $settings;
         $server
             .accept_compressed(::tonic::codec::CompressionEncoding::Gzip)
             .send_compressed(::tonic::codec::CompressionEncoding::Gzip)
@@ -105,17 +116,19 @@ macro_rules! configure_service {
 
 type ShutdownHook = Box<dyn FnOnce() + Send>;
 
-/// Assembles a [`Runtime`].
+/// Assembles a [`Runtime`]: services, then settings, then [`bind`](Self::bind).
 pub struct RuntimeBuilder {
     routes: RoutesBuilder,
     names: Vec<&'static str>,
     descriptor_sets: Vec<&'static [u8]>,
     allow_origins: Vec<String>,
+    expose_headers: Vec<HeaderName>,
     static_dir: Option<PathBuf>,
     settings: ServiceSettings,
     tls: Option<(PathBuf, PathBuf)>,
     drain_timeout: Duration,
     on_shutdown: Vec<ShutdownHook>,
+    metrics: Option<Metrics>,
 }
 
 impl Default for RuntimeBuilder {
@@ -125,12 +138,14 @@ impl Default for RuntimeBuilder {
 }
 
 impl RuntimeBuilder {
+    /// No services yet; any origin; 4 MiB limit; 10 s drain; plain TCP.
     pub fn new() -> Self {
         Self {
             routes: RoutesBuilder::default(),
             names: Vec::new(),
             descriptor_sets: Vec::new(),
             allow_origins: Vec::new(),
+            expose_headers: Vec::new(),
             static_dir: None,
             settings: ServiceSettings {
                 max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
@@ -138,26 +153,45 @@ impl RuntimeBuilder {
             tls: None,
             drain_timeout: Duration::from_secs(10),
             on_shutdown: Vec::new(),
+            metrics: None,
         }
     }
 
-    /// Largest request message (default 4 MiB). Set before adding services.
+    /// Applies command-line settings: origins, static app, size limit,
+    /// TLS and drain time (the address goes to [`bind`](Self::bind)).
+    /// Call before adding services, since the size limit is read by
+    /// [`service_settings`](Self::service_settings).
+    #[cfg(feature = "cli")]
+    pub fn configure(mut self, args: &RuntimeArgs) -> Self {
+        self = self
+            .max_message_bytes(args.max_message_bytes)
+            .allow_origins(args.allow_origins.clone())
+            .static_dir(args.static_dir.clone())
+            .drain_timeout(args.drain_timeout());
+        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+            self = self.tls(cert.clone(), key.clone());
+        }
+        self
+    }
+
+    /// Largest request message (default 4 MiB); larger ones are answered
+    /// RESOURCE_EXHAUSTED before they are buffered. Set before adding services.
     pub fn max_message_bytes(mut self, max: usize) -> Self {
         self.settings.max_message_bytes = max;
         self
     }
 
-    /// The settings for [`configure_service!`](crate::configure_service).
+    /// The settings for [`configure_service!`].
     pub fn service_settings(&self) -> ServiceSettings {
         self.settings
     }
 
     /// Mounts a service and reports it SERVING in health checks. The size
     /// limit applies to it whatever its own settings; for gzip, pass it
-    /// through [`configure_service!`](crate::configure_service) first.
+    /// through [`configure_service!`] first.
     pub fn add_service<S>(mut self, svc: S) -> Self
     where
-        S: Service<Request<Body>, Error = Infallible>
+        S: Service<http::Request<Body>, Error = std::convert::Infallible>
             + NamedService
             + Clone
             + Send
@@ -180,6 +214,13 @@ impl RuntimeBuilder {
     /// CORS origins; empty = any origin, without credentials.
     pub fn allow_origins(mut self, origins: Vec<String>) -> Self {
         self.allow_origins = origins;
+        self
+    }
+
+    /// Response headers of your own that browser scripts on other origins
+    /// may read, beside [`CORS_EXPOSE_HEADERS`].
+    pub fn expose_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.expose_headers.extend(names);
         self
     }
 
@@ -207,6 +248,13 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The registry the runtime records its metrics in and `/metrics`
+    /// renders; share it to add your own. Default: a new one.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// Binds the port (0 picks a free one) and assembles the service.
     pub async fn bind(self, addr: SocketAddr) -> anyhow::Result<Runtime> {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -217,6 +265,7 @@ impl RuntimeBuilder {
             Some((cert, key)) => Some(tls::acceptor(cert, key)?),
             None => None,
         };
+        let metrics = self.metrics.unwrap_or_default();
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_service_status("", ServingStatus::Serving).await;
@@ -226,7 +275,7 @@ impl RuntimeBuilder {
                 .await;
         }
         let mut routes = self.routes;
-        routes.add_service(crate::configure_service!(health_service, self.settings));
+        routes.add_service(configure_service!(health_service, self.settings));
         let mut reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
         let mut reflection_v1alpha = tonic_reflection::server::Builder::configure()
@@ -244,16 +293,16 @@ impl RuntimeBuilder {
 
         let grpc = ServiceBuilder::new()
             .layer(tonic_web::GrpcWebLayer::new())
-            .layer(ObserveLayer)
+            .layer(ObserveLayer::new(metrics.clone()))
             .layer(MessageLimitLayer::new(self.settings.max_message_bytes))
             .service(routes.routes().prepare().into_axum_router());
         let grpc = Router::new().fallback_service(grpc);
 
-        let metrics = metrics_handle();
+        let registry = metrics.clone();
         let mut http = Router::new()
             .route(
                 "/metrics",
-                get(move || std::future::ready(metrics.render())),
+                get(move || std::future::ready(registry.render())),
             )
             .route("/healthz", get(|| async { "ok\n" }));
         http = match &self.static_dir {
@@ -269,36 +318,15 @@ impl RuntimeBuilder {
             }
             None => http.fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") }),
         };
-        let unsupported = Router::new().fallback(|| async {
-            (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                [(header::ACCEPT, "application/grpc, application/grpc-web+proto, application/grpc-web-text")],
-                "gRPC methods take application/grpc, application/grpc-web(+proto) or application/grpc-web-text\n",
-            )
-                .into_response()
-        });
 
-        let dispatch = Switch {
-            targets: vec![grpc, unsupported, http],
-            pick: Arc::new(|req| {
-                let route = route_of(req);
-                if route == 0 {
-                    mark_protocol(req);
-                }
-                route
-            }),
-        };
-        let allowed = allowed_origins(&self.allow_origins)?;
-        let gate = Switch {
-            targets: vec![
-                Router::new()
-                    .fallback_service(dispatch.clone())
-                    .layer(cors(&self.allow_origins)?),
-                Router::new().fallback_service(dispatch),
-            ],
-            pick: Arc::new(move |req| {
-                usize::from(refused_origin(allowed.as_deref().map(Vec::as_slice), req))
-            }),
+        let dispatch = Dispatch::new(grpc, http);
+        let allowed = cors::allowed_origins(&self.allow_origins)?;
+        let gate = CorsGate {
+            with_cors: Router::new()
+                .fallback_service(dispatch.clone())
+                .layer(cors::layer(&allowed, &self.expose_headers)),
+            without: Router::new().fallback_service(dispatch),
+            allowed,
         };
         // Request ids outermost, so even CORS preflight answers carry one.
         let service = ServiceBuilder::new()
@@ -313,6 +341,7 @@ impl RuntimeBuilder {
             tls,
             app,
             health,
+            metrics,
             names: self.names,
             drain_timeout: self.drain_timeout,
             on_shutdown: self.on_shutdown,
@@ -320,144 +349,34 @@ impl RuntimeBuilder {
     }
 }
 
-/// Sends each request to one of several routers, chosen by `pick` (an
-/// index into `targets`). `tower::steer::Steer` would do, but it is not
-/// `Sync`, which axum needs.
-#[derive(Clone)]
-struct Switch {
-    targets: Vec<Router>,
-    pick: Arc<Pick>,
-}
-
-/// Chooses a [`Switch`] target (and may mark the request on the way).
-type Pick = dyn Fn(&mut Request<axum::body::Body>) -> usize + Send + Sync;
-
-impl Service<Request<axum::body::Body>> for Switch {
-    type Response = axum::response::Response;
-    type Error = Infallible;
-    type Future = axum::routing::future::RouteFuture<Infallible>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Infallible>> {
-        // axum routers are always ready.
-        std::task::Poll::Ready(Ok(()))
+/// Completes on SIGTERM or SIGINT (Ctrl-C), for [`Runtime::run_until`].
+/// The handlers are installed when this is called, not when the future is
+/// first polled, so a signal sent right after startup is already a
+/// graceful shutdown.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM received"),
+                    _ = int.recv() => tracing::info!("SIGINT received"),
+                },
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    tracing::info!("SIGINT received");
+                }
+            }
+        }
     }
-
-    fn call(&mut self, mut req: Request<axum::body::Body>) -> Self::Future {
-        let i = (self.pick)(&mut req);
-        self.targets[i].call(req)
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("Ctrl-C received");
     }
-}
-
-/// Marks a gRPC request's wire protocol for the log line.
-fn mark_protocol<B>(req: &mut Request<B>) {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let protocol = if content_type.starts_with("application/grpc-web-text") {
-        "grpc-web-text"
-    } else if content_type.starts_with("application/grpc-web") {
-        "grpc-web"
-    } else {
-        "grpc"
-    };
-    req.extensions_mut().insert(observe::Protocol(protocol));
-}
-
-/// 0 = gRPC services, 1 = 415, 2 = plain HTTP.
-fn route_of<B>(req: &Request<B>) -> usize {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if content_type.starts_with("application/grpc") {
-        return 0;
-    }
-    let path = req.uri().path();
-    let grpc_shaped = path
-        .strip_prefix('/')
-        .and_then(|p| p.split_once('/'))
-        .is_some_and(|(service, method)| {
-            service.contains('.') && !method.is_empty() && !method.contains('/')
-        });
-    if req.method() == Method::POST && grpc_shaped {
-        1
-    } else {
-        2
-    }
-}
-
-/// `None` = any origin.
-fn allowed_origins(origins: &[String]) -> anyhow::Result<Option<Arc<Vec<HeaderValue>>>> {
-    if origins.is_empty() {
-        return Ok(None);
-    }
-    let list = origins
-        .iter()
-        .map(|o| {
-            HeaderValue::from_str(o.trim_end_matches('/'))
-                .with_context(|| format!("bad origin {o:?}"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Some(Arc::new(list)))
-}
-
-/// Whether a request skips CORS: it has no `Origin`, or one outside the
-/// configured list.
-/// Such requests skip the CORS layer and so get no CORS headers at all
-/// (tower-http's layer would still add the non-origin ones, e.g.
-/// allow-methods); the browser then keeps the answer from the page.
-fn refused_origin<B>(allowed: Option<&[HeaderValue]>, req: &Request<B>) -> bool {
-    match (allowed, req.headers().get(header::ORIGIN)) {
-        (Some(list), Some(origin)) => !list.contains(origin),
-        // No Origin: not a cross-origin browser request (native clients,
-        // curl), so CORS headers would be wasted bytes.
-        (_, None) => true,
-        (None, Some(_)) => false,
-    }
-}
-
-fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
-    let allow_origin = match allowed_origins(origins)? {
-        None => AllowOrigin::any(),
-        Some(list) => AllowOrigin::list(list.iter().cloned()),
-    };
-    Ok(CorsLayer::new()
-        .allow_origin(allow_origin)
-        .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
-        .allow_headers(CORS_ALLOW_HEADERS.map(HeaderName::from_static))
-        .expose_headers(CORS_EXPOSE_HEADERS.map(HeaderName::from_static))
-        .max_age(Duration::from_secs(24 * 60 * 60)))
-}
-
-/// The process-wide Prometheus recorder (metrics macros use one global
-/// recorder, so every runtime in a process shares it).
-pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Suffix("_seconds".into()),
-                    &[
-                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                        5.0, 10.0,
-                    ],
-                )
-                .expect("static bucket list is not empty")
-                .build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed by an embedding
-            // program; then ours only renders what it records itself.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
 }
 
 /// A bound, ready-to-run server.
@@ -467,12 +386,14 @@ pub struct Runtime {
     tls: Option<tokio_rustls::TlsAcceptor>,
     app: Router,
     health: HealthReporter,
+    metrics: Metrics,
     names: Vec<&'static str>,
     drain_timeout: Duration,
     on_shutdown: Vec<ShutdownHook>,
 }
 
 impl Runtime {
+    /// The bound address (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -483,8 +404,15 @@ impl Runtime {
         format!("{scheme}://{}", self.local_addr)
     }
 
+    /// Sets services' health status (the runtime sets SERVING at start
+    /// and NOT_SERVING when draining starts).
     pub fn health_reporter(&self) -> HealthReporter {
         self.health.clone()
+    }
+
+    /// The registry `/metrics` renders.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
     }
 
     /// Serves until `signal` completes, then drains: health turns

@@ -18,27 +18,42 @@ use http::{HeaderMap, Request, Response};
 use http_body::{Body as HttpBody, Frame};
 use tower::{Layer, Service};
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ObserveLayer;
+use crate::metrics::Metrics;
+
+#[derive(Clone, Debug)]
+pub(crate) struct ObserveLayer {
+    metrics: Metrics,
+}
+
+impl ObserveLayer {
+    pub(crate) fn new(metrics: Metrics) -> Self {
+        Self { metrics }
+    }
+}
 
 impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Observe { inner }
+        Observe {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
 #[derive(Clone, Debug)]
-pub struct Observe<S> {
+pub(crate) struct Observe<S> {
     inner: S,
+    metrics: Metrics,
 }
 
 /// What is known about a call until it ends.
 struct Call {
+    metrics: Metrics,
     method: String,
     request_id: String,
-    protocol: &'static str,
+    protocol: Protocol,
     start: Instant,
     done: bool,
 }
@@ -56,25 +71,28 @@ impl Call {
             .split_once('/')
             .unwrap_or(("", &self.method));
         let code_name = code_name(code);
-        let labels = [
-            ("grpc_service", service.to_owned()),
-            ("grpc_method", method.to_owned()),
-            ("grpc_code", code_name.to_owned()),
-        ];
-        metrics::counter!("grpc_server_handled_total", &labels).increment(1);
-        metrics::histogram!(
-            "grpc_server_handling_seconds",
-            &[
+        self.metrics.record(|| {
+            let labels = [
                 ("grpc_service", service.to_owned()),
-                ("grpc_method", method.to_owned())
-            ]
-        )
-        .record(elapsed.as_secs_f64());
+                ("grpc_method", method.to_owned()),
+                ("grpc_code", code_name.to_owned()),
+            ];
+            metrics::counter!("grpc_server_handled_total", &labels).increment(1);
+            metrics::histogram!(
+                "grpc_server_handling_seconds",
+                &[
+                    ("grpc_service", service.to_owned()),
+                    ("grpc_method", method.to_owned())
+                ]
+            )
+            .record(elapsed.as_secs_f64());
+        });
+        let protocol = self.protocol.as_str();
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
         if matches!(code, 2 | 4 | 13 | 14 | 15) {
-            tracing::warn!(target: "grpc", method = %self.method, status = code_name, duration_ms, request_id = %self.request_id, protocol = self.protocol, "call");
+            tracing::warn!(target: "grpc", method = %self.method, status = code_name, duration_ms, request_id = %self.request_id, protocol, "call");
         } else {
-            tracing::info!(target: "grpc", method = %self.method, status = code_name, duration_ms, request_id = %self.request_id, protocol = self.protocol, "call");
+            tracing::info!(target: "grpc", method = %self.method, status = code_name, duration_ms, request_id = %self.request_id, protocol, "call");
         }
     }
 }
@@ -90,8 +108,9 @@ fn grpc_status(headers: &HeaderMap) -> Option<i32> {
     headers.get("grpc-status")?.to_str().ok()?.parse().ok()
 }
 
-/// Canonical names, as the gRPC spec spells them.
-pub fn code_name(code: i32) -> &'static str {
+/// Canonical names, as the gRPC spec spells them (metric labels and log
+/// lines).
+pub(crate) fn code_name(code: i32) -> &'static str {
     const NAMES: [&str; 17] = [
         "OK",
         "CANCELLED",
@@ -134,6 +153,7 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let mut call = Call {
+            metrics: self.metrics.clone(),
             method: req.uri().path().to_owned(),
             request_id: req
                 .headers()
@@ -141,7 +161,11 @@ where
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-")
                 .to_owned(),
-            protocol: req.extensions().get::<Protocol>().map_or("grpc", |p| p.0),
+            protocol: req
+                .extensions()
+                .get::<Protocol>()
+                .copied()
+                .unwrap_or(Protocol::Grpc),
             start: Instant::now(),
             done: false,
         };
@@ -156,12 +180,26 @@ where
     }
 }
 
-/// Marks a request's wire protocol for the log line (set by the dispatcher).
-#[derive(Clone, Copy, Debug)]
-pub struct Protocol(pub &'static str);
+/// A gRPC request's wire protocol, for the log line (set by the dispatcher).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    Grpc,
+    GrpcWeb,
+    GrpcWebText,
+}
+
+impl Protocol {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::GrpcWeb => "grpc-web",
+            Self::GrpcWebText => "grpc-web-text",
+        }
+    }
+}
 
 pin_project_lite::pin_project! {
-    pub struct ObservedBody<B> {
+    pub(crate) struct ObservedBody<B> {
         #[pin]
         inner: B,
         call: Call,
