@@ -1,0 +1,214 @@
+//! The `bench` task: install the load generators and browser tools, build
+//! the release binaries, the web app and the benchmark's wasm decode page,
+//! and run `article-bench`, which measures and writes `BENCHMARKS.md`.
+//! Benchmarks are not tests: this reports figures and checks nothing.
+
+use std::env;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::USAGE;
+use crate::cargo::{cargo, cargo_command};
+use crate::error::{Error, Result};
+use crate::process::{
+    append_flags, display_command, quiet_success, run_command, step, target_dir, workspace_root,
+};
+use crate::tools::{
+    WASM_TARGET, ensure_bindgen_and_opt, ensure_chromedriver, ensure_protobuf_es, find_tool,
+    tool_path,
+};
+use crate::web::build_web;
+
+/// Runs the benchmarks (`bench/`). Installs what is missing, each step
+/// skipped when the tool already works: `oha` (`cargo install oha
+/// --locked`), `h2load` (`apt-get install -y nghttp2-client`) and a Python
+/// venv in `target/bench-venv` with `bench/python/requirements.txt`. Then
+/// builds `article-server` and `article-bench` in release mode and runs
+/// `article-bench`, which writes `BENCHMARKS.md` (with `--quick`, a smoke
+/// run into `target/bench/`).
+///
+/// For the browser part (run unless `--only` names another part) it first
+/// builds the web app (`build_web`) and `bench/wasm-decode`
+/// (`build_wasm_decode`), installs chromium/chromedriver (apt-get) and npm
+/// `@bufbuild/protobuf` into `target/tools` when missing, and hands their
+/// paths, and geckodriver's if it is installed, to `article-bench`.
+pub(crate) fn bench(args: &[OsString]) -> Result<()> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        print!("{USAGE}");
+        return Ok(());
+    }
+    // Every option goes to article-bench, with or without a `--` before
+    // it (`bench --quick -- --only browser` is `bench --quick --only browser`).
+    let args: Vec<&OsString> = args.iter().filter(|a| *a != "--").collect();
+    let root = workspace_root();
+    step("ensure benchmark tools (oha, h2load, Python venv with grpcio)");
+
+    // oha: on PATH, or where `cargo install` puts it.
+    let cargo_bin = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|home| {
+            home.join("bin")
+                .join(format!("oha{}", env::consts::EXE_SUFFIX))
+        });
+    let oha = if quiet_success(Command::new("oha").arg("--version")) {
+        PathBuf::from("oha")
+    } else {
+        match cargo_bin {
+            Some(p) if quiet_success(Command::new(&p).arg("--version")) => p,
+            installed => {
+                cargo(&["install", "oha", "--locked"])?;
+                installed.unwrap_or_else(|| PathBuf::from("oha"))
+            }
+        }
+    };
+    println!("    oha: {}", oha.display());
+
+    if quiet_success(Command::new("h2load").arg("--version")) {
+        println!("    h2load: present");
+    } else {
+        let install = || {
+            let mut cmd = Command::new("apt-get");
+            cmd.args(["install", "-y", "nghttp2-client"]);
+            run_command(cmd)
+        };
+        if install().is_err() {
+            // Fresh machines may have no package lists yet.
+            let mut update = Command::new("apt-get");
+            update.arg("update");
+            run_command(update)?;
+            install()?;
+        }
+    }
+
+    let venv = target_dir(&root).join("bench-venv");
+    let python = venv.join("bin").join("python");
+    if !python.is_file() {
+        let mut cmd = Command::new("python3");
+        cmd.args(["-m", "venv"]).arg(&venv);
+        run_command(cmd)?;
+    }
+    if quiet_success(Command::new(&python).args(["-c", "import grpc, grpc_tools, google.protobuf"]))
+    {
+        println!("    Python venv with grpcio: present");
+    } else {
+        let mut cmd = Command::new(&python);
+        cmd.args(["-m", "pip", "install", "--disable-pip-version-check", "-r"])
+            .arg(root.join("bench").join("python").join("requirements.txt"));
+        run_command(cmd)?;
+    }
+
+    // The browser part (unless `--only` names another part) measures the
+    // app as it is now: build it, the decode page's prost module and
+    // protobuf-es, and find the browsers.
+    let only = args.iter().enumerate().find_map(|(i, a)| {
+        let a = a.to_str()?;
+        match a.strip_prefix("--only") {
+            Some("") => args.get(i + 1)?.to_str().map(str::to_owned),
+            Some(rest) => rest.strip_prefix('=').map(str::to_owned),
+            None => None,
+        }
+    });
+    let mut browser_args: Vec<OsString> = Vec::new();
+    if only.as_deref().is_none_or(|part| part == "browser") {
+        let dist = build_web()?.ok_or_else(|| Error("the web app was not built".into()))?;
+        let decode_pkg = build_wasm_decode()?;
+        step("ensure browser benchmark tools (chromium, protobuf-es, geckodriver)");
+        ensure_chromedriver()?;
+        let tools_dir = root.join("target").join("tools");
+        let protobuf_es = ensure_protobuf_es(&tools_dir)?;
+        browser_args.extend(["--web-dist".into(), dist.into_os_string()]);
+        browser_args.extend(["--decode-pkg".into(), decode_pkg.into_os_string()]);
+        browser_args.extend(["--protobuf-es".into(), protobuf_es.into_os_string()]);
+        // Firefox is optional here: measured when geckodriver is already
+        // installed (`cargo xtask test` installs it for the browser tests).
+        match find_tool(&tool_path(&tools_dir)?, "geckodriver") {
+            Some(gecko) => {
+                println!("    geckodriver: {}", gecko.display());
+                browser_args.extend(["--geckodriver".into(), gecko.into_os_string()]);
+            }
+            None => println!("    geckodriver not found: Firefox is skipped"),
+        }
+    }
+
+    step("cargo build --release -p article-server -p article-bench");
+    cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "article-server",
+        "-p",
+        "article-bench",
+        "--locked",
+    ])?;
+    let binary = target_dir(&root)
+        .join("release")
+        .join(format!("article-bench{}", env::consts::EXE_SUFFIX));
+    let mut cmd = Command::new(binary);
+    cmd.current_dir(&root)
+        .arg("--root")
+        .arg(&root)
+        .arg("--oha")
+        .arg(&oha)
+        .arg("--python")
+        .arg(&python)
+        .args(&browser_args)
+        .args(args);
+    step(&display_command(&cmd));
+    run_command(cmd)
+}
+
+/// Builds `bench/wasm-decode` (prost decoding in the browser) the way Trunk
+/// builds the app: the `wasm-release` profile with the same RUSTFLAGS (so
+/// the shared wasm32 dependencies are compiled once for both), then
+/// `wasm-bindgen --target web` and `wasm-opt -Oz` (npm's, in
+/// `target/tools`). Returns the folder with the `.js` and `_bg.wasm`.
+fn build_wasm_decode() -> Result<PathBuf> {
+    let root = workspace_root();
+    step("build bench/wasm-decode (wasm-release, wasm-bindgen --target web, wasm-opt -Oz)");
+    let tools_dir = root.join("target").join("tools");
+    let path = tool_path(&tools_dir)?;
+    ensure_bindgen_and_opt(&root, &path, &tools_dir)?;
+
+    let mut build = cargo_command();
+    build
+        .args([
+            "build",
+            "-p",
+            "article-wasm-decode",
+            "--target",
+            WASM_TARGET,
+        ])
+        .args(["--profile", "wasm-release", "--locked"])
+        .env(
+            "RUSTFLAGS",
+            append_flags(env::var_os("RUSTFLAGS"), "--cfg erase_components"),
+        );
+    run_command(build)?;
+    let wasm = target_dir(&root)
+        .join(WASM_TARGET)
+        .join("wasm-release")
+        .join("article_wasm_decode.wasm");
+
+    let out = target_dir(&root).join("bench-wasm-decode");
+    let mut bindgen = Command::new("wasm-bindgen");
+    bindgen
+        .env("PATH", &path)
+        .args(["--target", "web", "--no-typescript", "--out-dir"])
+        .arg(&out)
+        .arg(&wasm);
+    run_command(bindgen)?;
+
+    let bg = out.join("article_wasm_decode_bg.wasm");
+    let optimized = out.join("article_wasm_decode_bg.opt.wasm");
+    let mut opt = Command::new(tools_dir.join("node_modules").join(".bin").join("wasm-opt"));
+    opt.env("PATH", &path)
+        .arg(format!("--output={}", optimized.display()))
+        .arg("-Oz")
+        .arg(&bg);
+    run_command(opt)?;
+    std::fs::rename(&optimized, &bg)
+        .map_err(|e| Error(format!("cannot replace {}: {e}", bg.display())))?;
+    Ok(out)
+}

@@ -1,0 +1,130 @@
+//! The `test` task (also `ci`): every check the project has, in order —
+//! tools, rustfmt, clippy (native and wasm32), the wasm32 builds, `cargo
+//! test`, the browser tests and the end-to-end tests — ending with one line
+//! of test counts. Stops at the first failing step.
+
+use std::ffi::OsString;
+
+use crate::browser_tests::browser_tests;
+use crate::cargo::{cargo, cargo_test_counted, print_test_counts};
+use crate::e2e::e2e_tests;
+use crate::error::{Result, fail};
+use crate::process::step;
+use crate::tools::{WASM_TARGET, ensure_tools};
+
+#[derive(Debug, Default)]
+pub(crate) struct TestOptions {
+    pub(crate) skip_lint: bool,
+    pub(crate) help: bool,
+    pub(crate) test_args: Vec<OsString>,
+}
+
+impl TestOptions {
+    pub(crate) fn parse(args: &[OsString]) -> Result<Self> {
+        let mut opts = Self::default();
+        let mut iter = args.iter();
+        while let Some(arg) = iter.next() {
+            match arg.to_str() {
+                Some("--skip-lint") => opts.skip_lint = true,
+                Some("-h" | "--help") => opts.help = true,
+                Some("--") => {
+                    opts.test_args = iter.cloned().collect();
+                    break;
+                }
+                _ => {
+                    return fail(format!(
+                        "unexpected argument `{}` (arguments for cargo test go after `--`)",
+                        arg.to_string_lossy()
+                    ));
+                }
+            }
+        }
+        Ok(opts)
+    }
+}
+
+pub(crate) fn test(opts: &TestOptions) -> Result<()> {
+    ensure_tools()?;
+
+    if opts.skip_lint {
+        step("skipping rustfmt and clippy (--skip-lint)");
+    } else {
+        step("cargo fmt --check");
+        cargo(&["fmt", "--all", "--", "--check"])?;
+
+        step("cargo clippy (native, whole workspace)");
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ])?;
+
+        step("cargo clippy (wasm32: article-proto, article-web, article-wasm-decode)");
+        cargo(&[
+            "clippy",
+            "-p",
+            "article-proto",
+            "-p",
+            "article-web",
+            "-p",
+            "article-wasm-decode",
+            "--target",
+            WASM_TARGET,
+            "--no-default-features",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ])?;
+    }
+
+    step("cargo build (wasm32: article-proto without default features)");
+    cargo(&[
+        "build",
+        "-p",
+        "article-proto",
+        "--no-default-features",
+        "--target",
+        WASM_TARGET,
+        "--locked",
+    ])?;
+
+    step("cargo build (wasm32: article-web)");
+    cargo(&[
+        "build",
+        "-p",
+        "article-web",
+        "--target",
+        WASM_TARGET,
+        "--locked",
+    ])?;
+
+    step("cargo test (workspace, native)");
+    let mut args: Vec<OsString> = [
+        "test",
+        "--workspace",
+        "--exclude",
+        "article-web",
+        "--locked",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    if !opts.test_args.is_empty() {
+        args.push("--".into());
+        args.extend(opts.test_args.iter().cloned());
+    }
+    cargo_test_counted(&args, &[])?;
+
+    browser_tests()?;
+
+    e2e_tests()?;
+
+    print_test_counts();
+    step("all checks passed");
+    Ok(())
+}
