@@ -9,6 +9,7 @@ use futures::Stream;
 use tonic::{Request, Response, Status};
 
 /// The generated types, server and client.
+#[allow(missing_docs)]
 pub mod pb {
     tonic::include_proto!("example.v1");
 }
