@@ -50,6 +50,7 @@
 mod args;
 mod cors;
 mod dispatch;
+mod drain;
 mod limit;
 mod metrics;
 mod observe;
@@ -60,6 +61,7 @@ use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::Context as _;
 use axum::{Router, routing::get};
 use http::{HeaderName, StatusCode};
+use tokio_stream::StreamExt as _;
 use tonic::{
     body::Body,
     server::NamedService,
@@ -81,6 +83,7 @@ pub use self::{
 };
 use self::{
     dispatch::{CorsGate, Dispatch},
+    drain::Connections,
     limit::MessageLimitLayer,
     observe::ObserveLayer,
 };
@@ -265,6 +268,52 @@ impl RuntimeBuilder {
             Some((cert, key)) => Some(tls::acceptor(cert, key)?),
             None => None,
         };
+        let drain_timeout = self.drain_timeout;
+        let (assembled, on_shutdown) = self.assemble().await?;
+        Ok(Runtime {
+            listener,
+            local_addr,
+            tls,
+            app: assembled.app,
+            health: assembled.health,
+            metrics: assembled.metrics,
+            names: assembled.names,
+            drain_timeout,
+            on_shutdown,
+        })
+    }
+
+    /// The service [`bind`](Self::bind) serves on its port, without the
+    /// port: call it in-process (e.g. with `tower::ServiceExt::oneshot`),
+    /// or nest it in an axum application of your own.
+    ///
+    /// Everything about requests is the same as on the port (dispatch,
+    /// CORS, request ids, limit, gzip, metrics, health and reflection, the
+    /// static app). What belongs to connections is not included: TLS,
+    /// HTTP/1.1 and HTTP/2 handling, keep-alive, the drain and its
+    /// [`on_shutdown`](Self::on_shutdown) hooks (which are dropped).
+    ///
+    /// ```
+    /// use tower::ServiceExt as _;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let app = grpc_runtime::RuntimeBuilder::new().into_service().await?;
+    /// let request = http::Request::get("/healthz").body(axum::body::Body::empty())?;
+    /// let response = app.oneshot(request).await?;
+    /// assert_eq!(response.status(), http::StatusCode::OK);
+    /// assert!(response.headers().contains_key("x-request-id"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn into_service(self) -> anyhow::Result<Router> {
+        Ok(self.assemble().await?.0.app)
+    }
+
+    /// Builds the service of the port; shared by [`bind`](Self::bind) and
+    /// [`into_service`](Self::into_service), so in-process tests exercise
+    /// what is served.
+    async fn assemble(self) -> anyhow::Result<(Assembled, Vec<ShutdownHook>)> {
         let metrics = self.metrics.unwrap_or_default();
 
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -335,18 +384,22 @@ impl RuntimeBuilder {
             .service(gate);
         let app = Router::new().fallback_service(service);
 
-        Ok(Runtime {
-            listener,
-            local_addr,
-            tls,
+        let assembled = Assembled {
             app,
             health,
             metrics,
             names: self.names,
-            drain_timeout: self.drain_timeout,
-            on_shutdown: self.on_shutdown,
-        })
+        };
+        Ok((assembled, self.on_shutdown))
     }
+}
+
+/// The service of the port and the handles into it.
+struct Assembled {
+    app: Router,
+    health: HealthReporter,
+    metrics: Metrics,
+    names: Vec<&'static str>,
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C), for [`Runtime::run_until`].
@@ -418,6 +471,8 @@ impl Runtime {
     /// Serves until `signal` completes, then drains: health turns
     /// NOT_SERVING, new connections are refused, shutdown hooks run (watch
     /// streams end), and in-flight calls get `drain_timeout` to finish.
+    /// Connections still open then are closed, which cancels their calls.
+    /// Dropping the returned future closes all connections at once.
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let Runtime {
             listener,
@@ -438,16 +493,23 @@ impl Runtime {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)));
         let routes = Routes::from(app);
+        let connections = Connections::new();
         let serve: std::pin::Pin<
             Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
         > = match tls {
-            Some(acceptor) => Box::pin(
-                server
-                    .add_routes(routes)
-                    .serve_with_incoming_shutdown(tls::incoming(listener, acceptor), stop),
-            ),
+            Some(acceptor) => {
+                let incoming = tls::incoming(listener, acceptor)
+                    .map(|conn| conn.map(|io| connections.wrap(io)));
+                Box::pin(
+                    server
+                        .add_routes(routes)
+                        .serve_with_incoming_shutdown(incoming, stop),
+                )
+            }
             None => {
-                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                let incoming = TcpIncoming::from(listener)
+                    .with_nodelay(Some(true))
+                    .map(|conn| conn.map(|io| connections.wrap(io)));
                 Box::pin(
                     server
                         .add_routes(routes)
@@ -473,11 +535,21 @@ impl Runtime {
             hook();
         }
         let _ = stop_tx.send(());
-        match tokio::time::timeout(drain_timeout, serve).await {
-            Ok(result) => result.context("server failed while draining")?,
-            Err(_) => tracing::warn!("drain timed out; remaining connections were closed"),
+        if let Ok(result) = tokio::time::timeout(drain_timeout, &mut serve).await {
+            result.context("server failed while draining")?;
+        } else {
+            tracing::warn!("drain time is up: closing the remaining connections");
+            connections.cut();
+            // Cut connections end at their next poll; this only bounds a
+            // connection task that never polls its socket again.
+            if tokio::time::timeout(CUT_GRACE, serve).await.is_err() {
+                tracing::warn!("connections still open {CUT_GRACE:?} after the cut; leaving them");
+            }
         }
         tracing::info!("stopped");
         Ok(())
     }
 }
+
+/// How long [`Runtime::run_until`] waits for cut connections to end.
+const CUT_GRACE: Duration = Duration::from_millis(500);

@@ -1,0 +1,129 @@
+//! The plain HTTP side of the port: `/healthz`, `/metrics` (exact counts
+//! from the runtime's own registry) and the static web app with its
+//! `index.html` fallback.
+
+use grpc_runtime::{Metrics, RuntimeBuilder};
+use http_body_util::Full;
+use testkit::echo::pb::EchoRequest;
+
+use crate::common::{ECHO, app, frame, grpc_request, sample, send, web_request};
+
+fn get(path: &str) -> http::Request<Full<bytes::Bytes>> {
+    http::Request::get(path).body(Full::default()).unwrap()
+}
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let app = app(RuntimeBuilder::new()).await;
+    let reply = send(&app, get("/healthz")).await;
+    assert_eq!(reply.status, http::StatusCode::OK);
+    assert_eq!(reply.text(), "ok\n");
+}
+
+#[tokio::test]
+async fn metrics_count_each_call_by_service_method_and_code() {
+    let metrics = Metrics::new();
+    let app = app(RuntimeBuilder::new().metrics(metrics.clone())).await;
+    let hello = frame(&EchoRequest {
+        message: "count me".into(),
+        delay_ms: 0,
+    });
+    for _ in 0..2 {
+        send(&app, grpc_request(ECHO, hello.clone())).await;
+    }
+    send(
+        &app,
+        web_request(ECHO, "application/grpc-web-text", hello.clone()),
+    )
+    .await;
+    send(
+        &app,
+        web_request(
+            "/example.v1.EchoService/Nope",
+            "application/grpc-web+proto",
+            hello,
+        ),
+    )
+    .await;
+
+    let reply = send(&app, get("/metrics")).await;
+    assert_eq!(reply.status, http::StatusCode::OK);
+    let page = reply.text();
+    let handled_in = |page: &str, method: &str, code: &str| {
+        sample(
+            page,
+            &format!(
+                "grpc_server_handled_total{{grpc_service=\"example.v1.EchoService\",grpc_method=\"{method}\",grpc_code=\"{code}\"}}"
+            ),
+        )
+    };
+    let handled = |method: &str, code: &str| handled_in(page, method, code);
+    assert_eq!(handled("Echo", "OK"), Some(3.0), "{page}");
+    assert_eq!(handled("Nope", "UNIMPLEMENTED"), Some(1.0), "{page}");
+    // The registry handed to the builder is the one `/metrics` renders.
+    assert_eq!(handled_in(&metrics.render(), "Echo", "OK"), Some(3.0));
+    assert_eq!(
+        sample(
+            page,
+            "grpc_server_handling_seconds_count{grpc_service=\"example.v1.EchoService\",grpc_method=\"Echo\"}"
+        ),
+        Some(3.0),
+        "{page}"
+    );
+    assert!(
+        page.contains("grpc_server_handling_seconds_bucket{grpc_service=\"example.v1.EchoService\",grpc_method=\"Echo\",le=\"0.0005\"}"),
+        "durations in buckets from 0.5 ms: {page}"
+    );
+}
+
+#[tokio::test]
+async fn the_static_app_serves_its_files_and_index_html_for_unknown_paths() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("index.html"), "<p>index</p>").unwrap();
+    std::fs::write(dir.path().join("app.js"), "console.log(1)").unwrap();
+    let app = app(RuntimeBuilder::new().static_dir(Some(dir.path().into()))).await;
+
+    let reply = send(&app, get("/")).await;
+    assert_eq!(reply.status, http::StatusCode::OK);
+    assert_eq!(reply.text(), "<p>index</p>");
+
+    let reply = send(&app, get("/app.js")).await;
+    assert_eq!(reply.status, http::StatusCode::OK);
+    assert_eq!(reply.text(), "console.log(1)");
+    assert!(
+        reply
+            .header("content-type")
+            .is_some_and(|ct| ct.contains("javascript")),
+        "{:?}",
+        reply.header("content-type")
+    );
+
+    // Client-side routes get the app, which then routes itself.
+    for path in ["/articles/42", "/no/such/file.txt"] {
+        let reply = send(&app, get(path)).await;
+        assert_eq!(reply.status, http::StatusCode::OK, "{path}");
+        assert_eq!(reply.text(), "<p>index</p>", "{path}");
+    }
+
+    // The runtime's own paths are not shadowed by the app.
+    assert_eq!(send(&app, get("/healthz")).await.text(), "ok\n");
+}
+
+#[tokio::test]
+async fn without_a_static_app_unknown_paths_are_404() {
+    let app = app(RuntimeBuilder::new()).await;
+    for path in ["/", "/index.html", "/articles/42"] {
+        let reply = send(&app, get(path)).await;
+        assert_eq!(reply.status, http::StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_static_dir_without_index_html_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let err = crate::common::with_echo(RuntimeBuilder::new().static_dir(Some(dir.path().into())))
+        .into_service()
+        .await
+        .expect_err("a static app needs its index.html");
+    assert!(err.to_string().contains("index.html"), "{err:#}");
+}
