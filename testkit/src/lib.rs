@@ -9,6 +9,7 @@
 //!   prints its `listening on URL` line ([`listening`]), killed when dropped.
 //! * [`grpc_web`] framing and raw HTTP/1.1 and h2c exchanges ([`raw`]), so
 //!   tests check the wire format itself rather than trust a client library.
+//! * [`prometheus`]: samples of `/metrics`, for exact counts.
 //! * [`TestPki`]: a CA and a `localhost` server certificate, made per test.
 //! * [`wait_for`], [`wait_until`] and [`TIMEOUT`]: every wait is bounded
 //!   and polls a real condition; nothing sleeps and hopes.
@@ -35,6 +36,8 @@ pub mod echo;
 pub mod grpc_web;
 #[cfg(feature = "kit")]
 mod process;
+#[cfg(feature = "kit")]
+pub mod prometheus;
 #[cfg(feature = "kit")]
 pub mod raw;
 #[cfg(feature = "kit")]

@@ -7,9 +7,11 @@ use proto::v1 as pb;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::Code;
 
-use crate::common::{
-    RawReply, TIMEOUT, TestServer, create_as_alice, frame, raw_h2c, raw_http1, raw_web_request,
-    web_text,
+use testkit::{
+    TIMEOUT,
+    article::{TestServer, create_as_alice},
+    grpc_web::{frame, web_request, web_text},
+    raw::{self, RawReply},
 };
 
 const LIST_PATH: &str = "/article.v1.ArticleService/ListArticles";
@@ -59,9 +61,9 @@ async fn assert_still_serving(server: &TestServer, expected: i64) {
     .into_inner();
     assert_eq!(list.total_count, expected);
 
-    let reply = raw_http1(
+    let reply = raw::http1(
         server.addr,
-        raw_web_request(LIST_PATH, WEB, frame(&pb::ListArticlesRequest::default())),
+        web_request(LIST_PATH, WEB, frame(&pb::ListArticlesRequest::default())),
     )
     .await;
     assert_eq!(reply.grpc_code(), Some(Code::Ok), "{reply:?}");
@@ -80,11 +82,11 @@ async fn truncated_frame_gets_a_clean_error() {
     let server = server_with_one_article().await;
     // The header announces 100 bytes; only 10 follow, then the body ends.
     let body = raw_frame(0, 100, &[0x0a; 10]);
-    let reply = raw_http1(server.addr, raw_web_request(LIST_PATH, WEB, body.clone())).await;
+    let reply = raw::http1(server.addr, web_request(LIST_PATH, WEB, body.clone())).await;
     assert_clean_error(&reply, "gRPC-web, truncated frame");
-    let reply = raw_http1(
+    let reply = raw::http1(
         server.addr,
-        raw_web_request(LIST_PATH, WEB_TEXT, web_text(&body)),
+        web_request(LIST_PATH, WEB_TEXT, web_text(&body)),
     )
     .await;
     assert_clean_error(&reply, "gRPC-web-text, truncated frame");
@@ -94,9 +96,9 @@ async fn truncated_frame_gets_a_clean_error() {
 #[tokio::test]
 async fn truncated_frame_header_gets_a_clean_error() {
     let server = server_with_one_article().await;
-    let reply = raw_http1(
+    let reply = raw::http1(
         server.addr,
-        raw_web_request(LIST_PATH, WEB, Bytes::from_static(&[0, 0, 0])),
+        web_request(LIST_PATH, WEB, Bytes::from_static(&[0, 0, 0])),
     )
     .await;
     assert_clean_error(&reply, "three bytes of a frame header");
@@ -106,12 +108,12 @@ async fn truncated_frame_header_gets_a_clean_error() {
 #[tokio::test]
 async fn truncated_frame_over_native_grpc_gets_a_clean_error() {
     let server = server_with_one_article().await;
-    let mut request = raw_web_request(LIST_PATH, "application/grpc", raw_frame(0, 100, &[0; 10]));
+    let mut request = web_request(LIST_PATH, "application/grpc", raw_frame(0, 100, &[0; 10]));
     request.headers_mut().remove("x-grpc-web");
     request
         .headers_mut()
         .insert("te", http::HeaderValue::from_static("trailers"));
-    let reply = raw_h2c(server.addr, request).await;
+    let reply = raw::h2c(server.addr, request).await;
     assert_eq!(reply.status, http::StatusCode::OK, "{reply:?}");
     let code = reply.grpc_code();
     assert!(
@@ -125,14 +127,14 @@ async fn truncated_frame_over_native_grpc_gets_a_clean_error() {
 async fn length_prefix_of_0xffffffff_is_resource_exhausted() {
     let server = server_with_one_article().await;
     let body = raw_frame(0, u32::MAX, &[]);
-    let reply = raw_http1(server.addr, raw_web_request(LIST_PATH, WEB, body.clone())).await;
+    let reply = raw::http1(server.addr, web_request(LIST_PATH, WEB, body.clone())).await;
     assert_eq!(
         assert_clean_error(&reply, "gRPC-web, 0xFFFFFFFF prefix"),
         Some(Code::ResourceExhausted)
     );
-    let reply = raw_http1(
+    let reply = raw::http1(
         server.addr,
-        raw_web_request(LIST_PATH, WEB_TEXT, web_text(&body)),
+        web_request(LIST_PATH, WEB_TEXT, web_text(&body)),
     )
     .await;
     assert_eq!(
@@ -197,9 +199,9 @@ async fn invalid_base64_in_grpc_web_text_gets_a_clean_error() {
         &b"AAAA*AAA"[..],
         &b"AAAAB"[..],
     ] {
-        let reply = raw_http1(
+        let reply = raw::http1(
             server.addr,
-            raw_web_request(LIST_PATH, WEB_TEXT, Bytes::copy_from_slice(body)),
+            web_request(LIST_PATH, WEB_TEXT, Bytes::copy_from_slice(body)),
         )
         .await;
         assert_clean_error(&reply, &format!("invalid base64 {body:?}"));
@@ -216,7 +218,7 @@ async fn wrong_content_type_is_415() {
         .header("content-type", "text/plain")
         .body(http_body_util::Full::new(Bytes::from_static(b"hello")))
         .expect("valid request");
-    let reply = raw_http1(server.addr, request).await;
+    let reply = raw::http1(server.addr, request).await;
     assert_eq!(
         reply.status,
         http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -231,11 +233,11 @@ async fn garbage_protobuf_gets_a_clean_error() {
     // 0xff... is not a valid protobuf tag/varint sequence.
     let garbage = [0xff_u8; 16];
     let body = raw_frame(0, garbage.len() as u32, &garbage);
-    let reply = raw_http1(server.addr, raw_web_request(LIST_PATH, WEB, body.clone())).await;
+    let reply = raw::http1(server.addr, web_request(LIST_PATH, WEB, body.clone())).await;
     assert_clean_error(&reply, "gRPC-web, garbage protobuf");
-    let reply = raw_http1(
+    let reply = raw::http1(
         server.addr,
-        raw_web_request(LIST_PATH, WEB_TEXT, web_text(&body)),
+        web_request(LIST_PATH, WEB_TEXT, web_text(&body)),
     )
     .await;
     assert_clean_error(&reply, "gRPC-web-text, garbage protobuf");
@@ -247,7 +249,7 @@ async fn compressed_flag_without_grpc_encoding_gets_a_clean_error() {
     let server = server_with_one_article().await;
     let message = frame(&pb::ListArticlesRequest::default());
     let body = raw_frame(1, (message.len() - 5) as u32, &message[5..]);
-    let reply = raw_http1(server.addr, raw_web_request(LIST_PATH, WEB, body)).await;
+    let reply = raw::http1(server.addr, web_request(LIST_PATH, WEB, body)).await;
     assert_clean_error(&reply, "compression flag without grpc-encoding");
     assert_still_serving(&server, 1).await;
 }
@@ -255,7 +257,7 @@ async fn compressed_flag_without_grpc_encoding_gets_a_clean_error() {
 #[tokio::test]
 async fn empty_body_for_a_unary_call_gets_a_clean_error() {
     let server = server_with_one_article().await;
-    let reply = raw_http1(server.addr, raw_web_request(LIST_PATH, WEB, Bytes::new())).await;
+    let reply = raw::http1(server.addr, web_request(LIST_PATH, WEB, Bytes::new())).await;
     assert_clean_error(&reply, "no request message");
     assert_still_serving(&server, 1).await;
 }

@@ -6,7 +6,10 @@
 use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
 use tonic::transport::Channel;
 
-use crate::common::{ALICE, TestServer, authed, create, create_as_alice, list};
+use testkit::{
+    article::{ALICE, TestServer, create, create_as_alice, list},
+    authed,
+};
 
 fn front_page() -> pb::ListArticlesRequest {
     pb::ListArticlesRequest {

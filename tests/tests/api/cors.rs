@@ -5,7 +5,11 @@ use bytes::Bytes;
 use http_body_util::Full;
 use proto::v1 as pb;
 
-use crate::common::{RawReply, TestServer, frame, raw_http1, raw_web_request};
+use testkit::{
+    article::TestServer,
+    grpc_web::{frame, web_request},
+    raw::{self, RawReply},
+};
 
 const LIST_PATH: &str = "/article.v1.ArticleService/ListArticles";
 
@@ -19,12 +23,15 @@ const REQUEST_HEADERS: [&str; 6] = [
     "x-request-id",
 ];
 
-/// Response headers a browser script must be able to read.
-const EXPOSED_HEADERS: [&str; 4] = [
+/// Response headers a browser script must be able to read: the gRPC
+/// status, the request id, and where a watch's live delivery starts (the
+/// web app resumes from it).
+const EXPOSED_HEADERS: [&str; 5] = [
     "grpc-status",
     "grpc-message",
     "grpc-status-details-bin",
     "x-request-id",
+    proto::WATCH_SEQUENCE_HEADER,
 ];
 
 async fn preflight(server: &TestServer, origin: &str) -> RawReply {
@@ -36,11 +43,11 @@ async fn preflight(server: &TestServer, origin: &str) -> RawReply {
         .header("access-control-request-headers", REQUEST_HEADERS.join(","))
         .body(Full::new(Bytes::new()))
         .expect("valid preflight request");
-    raw_http1(server.addr, request).await
+    raw::http1(server.addr, request).await
 }
 
 async fn list_call(server: &TestServer, origin: &str) -> RawReply {
-    let mut request = raw_web_request(
+    let mut request = web_request(
         LIST_PATH,
         "application/grpc-web+proto",
         frame(&pb::ListArticlesRequest::default()),
@@ -49,7 +56,7 @@ async fn list_call(server: &TestServer, origin: &str) -> RawReply {
         "origin",
         origin.parse().expect("origin is a valid header value"),
     );
-    raw_http1(server.addr, request).await
+    raw::http1(server.addr, request).await
 }
 
 /// The comma-separated values of `name`, lower-cased (all occurrences).

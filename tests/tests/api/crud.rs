@@ -8,7 +8,11 @@ use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
 use tonic::{Code, Request, Status, metadata::MetadataValue, transport::Channel};
 use tonic_types::StatusExt as _;
 
-use crate::common::{ALICE, BOB, TIMEOUT, TestServer, authed, create, create_as_alice};
+use testkit::{
+    TIMEOUT,
+    article::{ALICE, BOB, TestServer, create, create_as_alice},
+    authed,
+};
 
 fn update(
     id: i64,

@@ -1,9 +1,9 @@
-//! The documented runtime example (`server/examples/echo_beside_articles.rs`):
-//! a user-defined EchoService mounted beside ArticleService answers on the
+//! The documented runtime example (`server/examples/echo_beside_articles.rs`,
+//! whose application is `testkit::article::echo_beside_articles`): a
+//! user-defined EchoService mounted beside ArticleService answers on the
 //! same port over native gRPC and gRPC-web, and shows up in health and
 //! reflection like the built-in service.
 
-use article_server::Settings;
 use futures::StreamExt as _;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
@@ -13,28 +13,21 @@ use tonic_health::pb::{
 };
 use tonic_reflection::pb::{v1, v1alpha};
 
-use crate::common::{self, ALICE, TIMEOUT, TestServer};
+use testkit::{
+    TIMEOUT,
+    article::{ALICE, Settings, TestServer, create, create_as_alice, echo_beside_articles},
+    authed,
+    echo::SERVICE_NAME as ECHO_SERVICE,
+};
 
-#[path = "../../../server/examples/echo_beside_articles.rs"]
-mod echo_example;
-
-pub const ECHO_SERVICE: &str = "example.v1.EchoService";
-
-/// A server built by the example's own `build`, with the test settings.
+/// A server built the example's way, with the test settings.
 pub async fn start_example() -> TestServer {
     start_example_with(|_| {}).await
 }
 
-/// Like [`start_example`], with settings that `adjust` may change. Other
-/// modules use this rather than including the example a second time.
+/// Like [`start_example`], with settings that `adjust` may change.
 pub async fn start_example_with(adjust: impl FnOnce(&mut Settings)) -> TestServer {
-    let dir = tempfile::tempdir().expect("temp dir is created");
-    let mut settings = common::settings(&dir);
-    adjust(&mut settings);
-    let app = echo_example::build(settings)
-        .await
-        .expect("the example application builds");
-    TestServer::spawn(dir, app)
+    TestServer::start_app(adjust, echo_beside_articles).await
 }
 
 #[tokio::test]
@@ -54,7 +47,7 @@ async fn echo_and_articles_answer_on_one_port_over_native_grpc() {
         .into_inner();
     assert_eq!(reply.message, "hello beside articles");
 
-    let created = common::create_as_alice(&mut articles, "Beside the echo", &["example"]).await;
+    let created = create_as_alice(&mut articles, "Beside the echo", &["example"]).await;
     assert_eq!(created.author, "alice");
     let listed = articles
         .list_articles(pb::ListArticlesRequest::default())
@@ -95,9 +88,9 @@ async fn echo_and_articles_answer_over_grpc_web_with_tonic_web_client() {
 
     let created = tokio::time::timeout(
         TIMEOUT,
-        articles.create_article(common::authed(
+        articles.create_article(authed(
             ALICE,
-            common::create("Written over gRPC-web", "body", &["web"]),
+            create("Written over gRPC-web", "body", &["web"]),
         )),
     )
     .await

@@ -12,9 +12,16 @@ use prost::Message as _;
 use proto::v1::{self as pb, article_event::Event, article_service_client::ArticleServiceClient};
 use tonic::{Code, Request, codec::CompressionEncoding};
 
-use crate::common::{
-    ALICE, BASE64_ANY_PAD, RawReply, TIMEOUT, TestServer, authed, create, create_as_alice,
-    decode_web_text, frame, raw_h2c, raw_http1, raw_web_request, web_text,
+use testkit::{
+    TIMEOUT,
+    article::{ALICE, TestServer, create, create_as_alice},
+    authed,
+    grpc_web::{
+        BASE64_ANY_PAD, TRAILER_FLAG, decode_web_text, frame, parse_trailers, web_request, web_text,
+    },
+    prometheus,
+    raw::{self, RawReply},
+    wait_for,
 };
 
 const SERVICE: &str = "/article.v1.ArticleService";
@@ -49,7 +56,7 @@ impl Mode {
         method: &str,
         message: &impl prost::Message,
     ) -> http::Request<http_body_util::Full<Bytes>> {
-        raw_web_request(
+        web_request(
             &format!("{SERVICE}/{method}"),
             self.content_type(),
             self.body(frame(message)),
@@ -143,7 +150,7 @@ async fn list_articles_over_http1_binary_and_text() {
     create_as_alice(&mut client, "second", &["web"]).await;
 
     for mode in MODES {
-        let reply = raw_http1(
+        let reply = raw::http1(
             server.addr,
             mode.request("ListArticles", &pb::ListArticlesRequest::default()),
         )
@@ -153,7 +160,7 @@ async fn list_articles_over_http1_binary_and_text() {
         let titles: Vec<&str> = list.articles.iter().map(|a| a.title.as_str()).collect();
         assert_eq!(titles, ["second", "first"], "{mode:?}: newest first");
 
-        let reply = raw_http1(
+        let reply = raw::http1(
             server.addr,
             mode.request(
                 "ListArticles",
@@ -176,7 +183,7 @@ async fn get_article_over_http1_binary_and_text() {
     let created = create_as_alice(&mut server.client().await, "readable", &["a", "b"]).await;
 
     for mode in MODES {
-        let reply = raw_http1(
+        let reply = raw::http1(
             server.addr,
             mode.request("GetArticle", &pb::GetArticleRequest { id: created.id }),
         )
@@ -196,7 +203,7 @@ async fn create_article_over_http1_with_authorization() {
             "authorization",
             &bearer(ALICE),
         );
-        let reply = raw_http1(server.addr, request).await;
+        let reply = raw::http1(server.addr, request).await;
         let created: pb::CreateArticleResponse = ok_message(&reply, mode);
         let article = created.article.expect("article in response");
         assert_eq!(article.title, title);
@@ -221,7 +228,7 @@ async fn create_article_over_http1_with_authorization() {
 async fn unknown_id_is_not_found_over_grpc_web() {
     let server = TestServer::start().await;
     for mode in MODES {
-        let reply = raw_http1(
+        let reply = raw::http1(
             server.addr,
             mode.request("GetArticle", &pb::GetArticleRequest { id: 4242 }),
         )
@@ -250,7 +257,7 @@ async fn invalid_argument_over_grpc_web_carries_bad_request_details() {
             "authorization",
             &bearer(ALICE),
         );
-        let reply = raw_http1(server.addr, request).await;
+        let reply = raw::http1(server.addr, request).await;
         assert_eq!(
             reply.grpc_code(),
             Some(Code::InvalidArgument),
@@ -287,7 +294,7 @@ async fn writes_without_a_valid_token_are_unauthenticated_over_grpc_web() {
     let server = TestServer::start().await;
     for mode in MODES {
         let missing = mode.request("CreateArticle", &create("anonymous", "x", &[]));
-        let reply = raw_http1(server.addr, missing).await;
+        let reply = raw::http1(server.addr, missing).await;
         assert_eq!(
             reply.grpc_code(),
             Some(Code::Unauthenticated),
@@ -299,7 +306,7 @@ async fn writes_without_a_valid_token_are_unauthenticated_over_grpc_web() {
             "authorization",
             &bearer("not-a-real-token-at-all"),
         );
-        let reply = raw_http1(server.addr, wrong).await;
+        let reply = raw::http1(server.addr, wrong).await;
         assert_eq!(
             reply.grpc_code(),
             Some(Code::Unauthenticated),
@@ -323,7 +330,7 @@ async fn grpc_web_over_http2_prior_knowledge() {
     let server = TestServer::start().await;
     let created = create_as_alice(&mut server.client().await, "over h2", &[]).await;
     for mode in MODES {
-        let reply = raw_h2c(
+        let reply = raw::h2c(
             server.addr,
             mode.request("ListArticles", &pb::ListArticlesRequest::default()),
         )
@@ -331,7 +338,7 @@ async fn grpc_web_over_http2_prior_knowledge() {
         let list: pb::ListArticlesResponse = ok_message(&reply, mode);
         assert_eq!(list.articles, vec![created.clone()], "{mode:?}");
 
-        let reply = raw_h2c(
+        let reply = raw::h2c(
             server.addr,
             mode.request("GetArticle", &pb::GetArticleRequest { id: 999 }),
         )
@@ -347,7 +354,7 @@ async fn grpc_web_over_http2_prior_knowledge() {
             "authorization",
             &bearer(ALICE),
         );
-        let reply = raw_h2c(server.addr, request).await;
+        let reply = raw::h2c(server.addr, request).await;
         assert_eq!(
             reply.grpc_code(),
             Some(Code::InvalidArgument),
@@ -514,30 +521,26 @@ async fn watch_over_http1_ends_with_a_trailers_frame_on_shutdown() {
     let mut server = TestServer::start().await;
     let mut stream =
         WebStream::open(&server, Mode::Binary, &pb::WatchArticlesRequest::default()).await;
-    server
-        .wait_for("one watcher", || server.watchers() == 1)
-        .await;
+    wait_for("one watcher", || server.watchers() == 1).await;
     let stopped = server.begin_shutdown();
     let trailers = loop {
         let (flag, payload) = stream
             .next_frame()
             .await
             .expect("a trailers frame before the body ends");
-        if flag & 0x80 != 0 {
-            break String::from_utf8(payload.to_vec()).expect("trailers are text");
+        if flag & TRAILER_FLAG != 0 {
+            break parse_trailers(&payload);
         }
     };
-    let trailers = trailers.to_ascii_lowercase();
-    assert!(
-        trailers.contains(&format!("grpc-status:{}", Code::Unavailable as i32))
-            || trailers.contains(&format!("grpc-status: {}", Code::Unavailable as i32)),
-        "the watch ends UNAVAILABLE: {trailers:?}"
+    let status = trailers
+        .iter()
+        .find_map(|(name, value)| (name == "grpc-status").then_some(value.as_str()));
+    assert_eq!(
+        status,
+        Some("14"),
+        "the watch ends UNAVAILABLE (14): {trailers:?}"
     );
-    tokio::time::timeout(TIMEOUT, stopped)
-        .await
-        .expect("server stops in time")
-        .expect("server task joins")
-        .expect("server stops cleanly");
+    stopped.finish().await;
 }
 
 // ---------------------------------------------------------------- tonic-web client
@@ -683,7 +686,7 @@ async fn client_supplied_request_id_is_echoed_native_and_web() {
             "x-request-id",
             "web-id-3",
         );
-        let reply = raw_http1(server.addr, request).await;
+        let reply = raw::http1(server.addr, request).await;
         assert_eq!(reply.header("x-request-id"), Some("web-id-3"), "{mode:?}");
     }
 }
@@ -708,7 +711,7 @@ async fn request_id_is_generated_and_unique_when_absent() {
     }
     for mode in MODES {
         for _ in 0..2 {
-            let reply = raw_http1(
+            let reply = raw::http1(
                 server.addr,
                 mode.request("ListArticles", &pb::ListArticlesRequest::default()),
             )
@@ -744,14 +747,6 @@ async fn server_with_static_app() -> (TestServer, tempfile::TempDir) {
     (server, web)
 }
 
-fn get(path: &str) -> http::Request<http_body_util::Full<Bytes>> {
-    http::Request::builder()
-        .method(http::Method::GET)
-        .uri(path)
-        .body(http_body_util::Full::new(Bytes::new()))
-        .expect("valid request")
-}
-
 #[tokio::test]
 async fn unknown_service_or_method_is_unimplemented_over_grpc_web() {
     let (server, _web) = server_with_static_app().await;
@@ -761,15 +756,15 @@ async fn unknown_service_or_method_is_unimplemented_over_grpc_web() {
     ] {
         for mode in MODES {
             let request = || {
-                raw_web_request(
+                web_request(
                     path,
                     mode.content_type(),
                     mode.body(frame(&pb::ListArticlesRequest::default())),
                 )
             };
             for (protocol, reply) in [
-                ("HTTP/1.1", raw_http1(server.addr, request()).await),
-                ("HTTP/2", raw_h2c(server.addr, request()).await),
+                ("HTTP/1.1", raw::http1(server.addr, request()).await),
+                ("HTTP/2", raw::h2c(server.addr, request()).await),
             ] {
                 assert!(
                     !String::from_utf8_lossy(&reply.body).contains("article web app"),
@@ -821,7 +816,7 @@ async fn unknown_service_or_method_is_unimplemented_over_native_grpc() {
 async fn static_app_serves_index_for_root_and_client_routes() {
     let (server, _web) = server_with_static_app().await;
     for path in ["/", "/some/client/route"] {
-        let reply = raw_http1(server.addr, get(path)).await;
+        let reply = raw::http1(server.addr, raw::get(path)).await;
         assert_eq!(reply.status, http::StatusCode::OK, "GET {path}");
         assert_eq!(
             String::from_utf8_lossy(&reply.body),
@@ -840,39 +835,70 @@ async fn static_app_serves_index_for_root_and_client_routes() {
 
 #[tokio::test]
 async fn metrics_count_calls_by_method_and_code() {
+    // The server's registry is its own: only the calls below are counted.
     let (server, _web) = server_with_static_app().await;
-    let status = server
-        .client()
-        .await
-        .get_article(pb::GetArticleRequest { id: 31337 })
-        .await
-        .expect_err("unknown id");
-    assert_eq!(status.code(), Code::NotFound);
-    raw_http1(
-        server.addr,
-        Mode::Binary.request("ListArticles", &pb::ListArticlesRequest::default()),
-    )
-    .await;
+    let mut client = server.client().await;
+    for _ in 0..2 {
+        let status = client
+            .get_article(pb::GetArticleRequest { id: 31337 })
+            .await
+            .expect_err("unknown id");
+        assert_eq!(status.code(), Code::NotFound);
+    }
+    for _ in 0..3 {
+        let reply = raw::http1(
+            server.addr,
+            Mode::Binary.request("ListArticles", &pb::ListArticlesRequest::default()),
+        )
+        .await;
+        assert_eq!(reply.grpc_code(), Some(Code::Ok));
+    }
 
-    let reply = raw_http1(server.addr, get("/metrics")).await;
+    let reply = raw::http1(server.addr, raw::get("/metrics")).await;
     assert_eq!(reply.status, http::StatusCode::OK);
     let text = String::from_utf8_lossy(&reply.body);
-    for (method, code) in [("GetArticle", "NOT_FOUND"), ("ListArticles", "OK")] {
-        let found = text.lines().any(|line| {
-            line.starts_with("grpc_server_handled_total{")
-                && line.contains("grpc_service=\"article.v1.ArticleService\"")
-                && line.contains(&format!("grpc_method=\"{method}\""))
-                && line.contains(&format!("grpc_code=\"{code}\""))
-        });
-        assert!(
-            found,
-            "a grpc_server_handled_total line for {method} {code} in:\n{text}"
+    let service = proto::SERVICE_NAME;
+    let mut handled: Vec<(String, String, String, f64)> =
+        prometheus::samples(&text, "grpc_server_handled_total")
+            .into_iter()
+            .map(|s| {
+                let label = |name| s.label(name).unwrap_or_default().to_owned();
+                (
+                    label("grpc_service"),
+                    label("grpc_method"),
+                    label("grpc_code"),
+                    s.value,
+                )
+            })
+            .collect();
+    handled.sort_by(|a, b| a.1.cmp(&b.1));
+    let expected = [
+        ("GetArticle", Code::NotFound, 2.0),
+        ("ListArticles", Code::Ok, 3.0),
+    ]
+    .map(|(method, code, n)| {
+        (
+            service.to_owned(),
+            method.to_owned(),
+            proto::code_name(code).to_owned(),
+            n,
+        )
+    });
+    assert_eq!(
+        handled, expected,
+        "exactly the calls made, by method and code, in:\n{text}"
+    );
+    for (method, n) in [("GetArticle", 2.0), ("ListArticles", 3.0)] {
+        let timed = prometheus::total(
+            &text,
+            "grpc_server_handling_seconds_count",
+            &[("grpc_service", service), ("grpc_method", method)],
+        );
+        assert_eq!(
+            timed, n,
+            "{method}: one latency sample per call, in:\n{text}"
         );
     }
-    assert!(
-        text.contains("grpc_server_handling_seconds"),
-        "a latency histogram in:\n{text}"
-    );
 }
 
 // ---------------------------------------------------------------- compression
@@ -902,14 +928,14 @@ async fn gzip_request_is_accepted_over_grpc_web() {
         let title = format!("gzipped {mode:?}");
         let content = "compressible ".repeat(500);
         let body = mode.body(compressed_frame(&create(&title, &content, &[])));
-        let mut request = raw_web_request(
+        let mut request = web_request(
             &format!("{SERVICE}/CreateArticle"),
             mode.content_type(),
             body,
         );
         request = with_header(request, "authorization", &bearer(ALICE));
         request = with_header(request, "grpc-encoding", "gzip");
-        let reply = raw_http1(server.addr, request).await;
+        let reply = raw::http1(server.addr, request).await;
         assert_eq!(reply.grpc_code(), Some(Code::Ok), "{mode:?}: {reply:?}");
         let frames = reply.web_frames();
         let (flag, payload) = frames.first().expect("a message frame").clone();
@@ -952,7 +978,7 @@ async fn response_is_gzipped_when_the_grpc_web_client_accepts_gzip() {
             "grpc-accept-encoding",
             "gzip",
         );
-        let reply = raw_http1(server.addr, request).await;
+        let reply = raw::http1(server.addr, request).await;
         assert_eq!(reply.grpc_code(), Some(Code::Ok), "{mode:?}: {reply:?}");
         assert_eq!(
             reply.header("grpc-encoding"),
@@ -987,7 +1013,7 @@ async fn response_is_not_compressed_when_the_grpc_web_client_does_not_accept_gzi
             if let Some(accept) = accept {
                 request = with_header(request, "grpc-accept-encoding", accept);
             }
-            let reply = raw_http1(server.addr, request).await;
+            let reply = raw::http1(server.addr, request).await;
             assert!(
                 matches!(reply.header("grpc-encoding"), None | Some("identity")),
                 "{mode:?} accept {accept:?}: {:?}",

@@ -7,7 +7,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::common::{TIMEOUT, TestServer};
+use testkit::{TIMEOUT, article::TestServer};
 
 const ARTICLE_SERVICE: &str = "article.v1.ArticleService";
 

@@ -7,7 +7,11 @@ use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
 use tonic::{Code, Request, Status, transport::Channel};
 use tonic_types::StatusExt as _;
 
-use crate::common::{ALICE, BOB, TIMEOUT, TestServer, authed, create, create_as_alice};
+use testkit::{
+    TIMEOUT,
+    article::{ALICE, BOB, TestServer, create, create_as_alice},
+    authed,
+};
 
 async fn import(
     client: &mut ArticleServiceClient<Channel>,

@@ -10,8 +10,12 @@ use proto::v1 as pb;
 use tonic::{Code, codec::CompressionEncoding};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
-use crate::common::{
-    ALICE, TIMEOUT, TestServer, authed, create, frame, raw_http1, raw_web_request, web_text,
+use testkit::{
+    TIMEOUT,
+    article::{ALICE, TestServer, create},
+    authed,
+    grpc_web::{self, frame, web_request, web_text},
+    raw::{self, RawReply},
 };
 
 const LIMIT: usize = 1024;
@@ -82,12 +86,12 @@ async fn oversized_message_is_resource_exhausted_over_grpc_web() {
         ("application/grpc-web+proto", message.clone()),
         ("application/grpc-web-text", web_text(&message)),
     ] {
-        let mut request = raw_web_request(CREATE_PATH, content_type, body);
+        let mut request = web_request(CREATE_PATH, content_type, body);
         request.headers_mut().insert(
             "authorization",
             format!("Bearer {ALICE}").parse().expect("header value"),
         );
-        let reply = raw_http1(server.addr, request).await;
+        let reply = raw::http1(server.addr, request).await;
         assert_eq!(
             reply.status,
             http::StatusCode::OK,
@@ -137,7 +141,7 @@ async fn message_at_the_limit_is_accepted_and_one_byte_more_is_not() {
 #[tokio::test]
 async fn message_at_the_limit_is_accepted_over_grpc_web() {
     let server = TestServer::start_with(|s| s.runtime.max_message_bytes = LIMIT).await;
-    let mut request = raw_web_request(
+    let mut request = web_request(
         CREATE_PATH,
         "application/grpc-web+proto",
         frame(&request_of_size(LIMIT)),
@@ -146,7 +150,7 @@ async fn message_at_the_limit_is_accepted_over_grpc_web() {
         "authorization",
         format!("Bearer {ALICE}").parse().expect("header value"),
     );
-    let reply = raw_http1(server.addr, request).await;
+    let reply = raw::http1(server.addr, request).await;
     assert_eq!(reply.grpc_code(), Some(Code::Ok), "{reply:?}");
     assert_eq!(total_count(&server).await, 1);
 }
@@ -168,7 +172,7 @@ async fn gzip_message_over_the_limit_once_decompressed_is_resource_exhausted() {
     body.put_u32(compressed.len() as u32);
     body.put_slice(&compressed);
 
-    let mut request = raw_web_request(CREATE_PATH, "application/grpc-web+proto", body.freeze());
+    let mut request = web_request(CREATE_PATH, "application/grpc-web+proto", body.freeze());
     request.headers_mut().insert(
         "authorization",
         format!("Bearer {ALICE}").parse().expect("header value"),
@@ -176,7 +180,7 @@ async fn gzip_message_over_the_limit_once_decompressed_is_resource_exhausted() {
     request
         .headers_mut()
         .insert("grpc-encoding", http::HeaderValue::from_static("gzip"));
-    let reply = raw_http1(server.addr, request).await;
+    let reply = raw::http1(server.addr, request).await;
     assert_eq!(
         reply.grpc_code(),
         Some(Code::ResourceExhausted),
@@ -195,25 +199,56 @@ async fn gzip_message_over_the_limit_once_decompressed_is_resource_exhausted() {
     assert_healthy(&server).await;
 }
 
+/// The documented default of `--max-message-bytes`.
+const DEFAULT_LIMIT: usize = 4 * 1024 * 1024;
+
+/// CreateArticle of exactly `size` bytes over gRPC-web (binary), as alice.
+async fn web_create_of_size(server: &TestServer, size: usize) -> RawReply {
+    let mut request = web_request(CREATE_PATH, grpc_web::BINARY, frame(&request_of_size(size)));
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {ALICE}").parse().expect("header value"),
+    );
+    raw::http1(server.addr, request).await
+}
+
 #[tokio::test]
-async fn default_limit_is_4_mib() {
+async fn default_limit_is_4_mib_exactly() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
 
-    let five_mib = create("huge", &"x".repeat(5 * 1024 * 1024), &[]);
-    let status = tokio::time::timeout(TIMEOUT, client.create_article(authed(ALICE, five_mib)))
-        .await
-        .expect("the call ends in time")
-        .expect_err("a 5 MiB message is refused");
-    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    // Exactly 4 MiB passes the size check: the message is decoded and
+    // reaches validation, which refuses its content (at most 100,000 bytes).
+    let at_limit = tokio::time::timeout(
+        TIMEOUT,
+        client.create_article(authed(ALICE, request_of_size(DEFAULT_LIMIT))),
+    )
+    .await
+    .expect("the call ends in time")
+    .expect_err("4 MiB of content is invalid");
+    assert_eq!(at_limit.code(), Code::InvalidArgument, "{at_limit:?}");
+    assert!(
+        at_limit.message().contains("content"),
+        "validation, not the size check, refused it: {at_limit:?}"
+    );
+    let reply = web_create_of_size(&server, DEFAULT_LIMIT).await;
+    assert_eq!(reply.grpc_code(), Some(Code::InvalidArgument), "{reply:?}");
 
-    // Under the limit, the message reaches validation (content is capped at 100,000 bytes).
-    let three_mib = create("big", &"x".repeat(3 * 1024 * 1024), &[]);
-    let status = tokio::time::timeout(TIMEOUT, client.create_article(authed(ALICE, three_mib)))
-        .await
-        .expect("the call ends in time")
-        .expect_err("3 MiB of content is invalid");
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    // One byte more does not pass it.
+    let over = tokio::time::timeout(
+        TIMEOUT,
+        client.create_article(authed(ALICE, request_of_size(DEFAULT_LIMIT + 1))),
+    )
+    .await
+    .expect("the call ends in time")
+    .expect_err("4 MiB + 1 is over the limit");
+    assert_eq!(over.code(), Code::ResourceExhausted, "{over:?}");
+    let reply = web_create_of_size(&server, DEFAULT_LIMIT + 1).await;
+    assert_eq!(
+        reply.grpc_code(),
+        Some(Code::ResourceExhausted),
+        "{reply:?}"
+    );
 
     assert_eq!(total_count(&server).await, 0, "nothing is stored");
     assert_healthy(&server).await;
@@ -235,9 +270,9 @@ async fn server_serves_other_calls_after_refusing_oversized_messages() {
         .create_article(authed(ALICE, create("fits", "small", &[])))
         .await
         .expect("a small message on the same connection succeeds");
-    let reply = raw_http1(
+    let reply = raw::http1(
         server.addr,
-        raw_web_request(
+        web_request(
             "/article.v1.ArticleService/ListArticles",
             "application/grpc-web+proto",
             frame(&pb::ListArticlesRequest::default()),

@@ -7,7 +7,11 @@ use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
 use tonic::{Code, Request, Status, transport::Channel};
 use tonic_types::StatusExt as _;
 
-use crate::common::{ALICE, TIMEOUT, TestServer, authed, create, create_as_alice, list};
+use testkit::{
+    TIMEOUT,
+    article::{ALICE, TestServer, create, create_as_alice, list},
+    authed,
+};
 
 fn list_request(page: i32, page_size: i32, query: &str, tag: &str) -> pb::ListArticlesRequest {
     pb::ListArticlesRequest {

@@ -1,8 +1,6 @@
 //! Black-box tests of the running system: one binary, one module per area.
 //! Every test starts its own server on 127.0.0.1:0 with its own database.
 
-mod common;
-
 mod bad_input;
 mod cache;
 mod cors;

@@ -24,10 +24,14 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::{
-    common::{self, TIMEOUT, TestServer},
-    example::start_example_with,
+use testkit::{
+    TIMEOUT,
+    article::{Settings, TestServer},
+    grpc_web::{frame, parse_web_body},
+    wait_for,
 };
+
+use crate::example::start_example_with;
 
 /// A channel wrapper that signals once a request has been handed to the
 /// channel (tonic's channel queues requests in order on one connection).
@@ -106,14 +110,6 @@ async fn wait_until_refused(addr: std::net::SocketAddr) {
     }
 }
 
-async fn assert_stops_cleanly(task: JoinHandle<anyhow::Result<()>>) {
-    tokio::time::timeout(TIMEOUT, task)
-        .await
-        .expect("the server task returns in time")
-        .expect("the server task joins")
-        .expect("the server stops without error");
-}
-
 #[tokio::test]
 async fn in_flight_call_completes_and_new_connections_are_refused() {
     let mut server = start_example_with(|_| {}).await;
@@ -136,7 +132,7 @@ async fn in_flight_call_completes_and_new_connections_are_refused() {
         .into_inner();
     assert_eq!(reply.message, "still answered");
 
-    assert_stops_cleanly(task).await;
+    task.finish().await;
     assert!(
         TcpStream::connect(addr).await.is_err(),
         "a new connection after shutdown is refused"
@@ -185,7 +181,7 @@ async fn health_watch_turns_not_serving_when_draining_starts() {
     }
     drop(streams);
     drop(health);
-    assert_stops_cleanly(task).await;
+    task.finish().await;
 }
 
 #[tokio::test]
@@ -218,7 +214,7 @@ async fn watch_streams_end_with_unavailable_when_draining_starts() {
         .header(http::header::HOST, server.addr.to_string())
         .header(http::header::CONTENT_TYPE, "application/grpc-web+proto")
         .header("x-grpc-web", "1")
-        .body(Full::<Bytes>::new(common::frame(
+        .body(Full::<Bytes>::new(frame(
             &pb::WatchArticlesRequest::default(),
         )))
         .expect("request builds");
@@ -228,9 +224,7 @@ async fn watch_streams_end_with_unavailable_when_draining_starts() {
         .expect("gRPC-web watch headers arrive in time")
         .expect("gRPC-web watch gets a response");
     assert_eq!(web_response.status(), http::StatusCode::OK);
-    server
-        .wait_for("three open watch streams", || server.watchers() == 3)
-        .await;
+    wait_for("three open watch streams", || server.watchers() == 3).await;
 
     let task = server.begin_shutdown();
     for (name, stream) in [("unfiltered", &mut all), ("tag-filtered", &mut tagged)] {
@@ -250,7 +244,7 @@ async fn watch_streams_end_with_unavailable_when_draining_starts() {
         .await
         .expect("the gRPC-web watch ends in time")
         .expect("the gRPC-web watch body is read to its end");
-    let body = common::parse_web_body(body.to_bytes());
+    let body = parse_web_body(body.to_bytes());
     assert!(body.messages.is_empty(), "no events were expected");
     assert_eq!(
         body.trailer("grpc-status"),
@@ -261,28 +255,48 @@ async fn watch_streams_end_with_unavailable_when_draining_starts() {
 
     drop((all, tagged, client, sender));
     connection.abort();
-    assert_stops_cleanly(task).await;
+    task.finish().await;
 }
+
+/// The drain bound the drain test sets: far below the default, so that a
+/// server ignoring the setting fails the test.
+const DRAIN_SECS: u64 = 1;
+/// How much longer than the drain bound the server may take to stop.
+const STOP_SLACK: Duration = Duration::from_secs(3);
 
 #[tokio::test]
 async fn drain_is_bounded_by_drain_secs() {
-    let mut server = start_example_with(|s| s.runtime.drain_secs = 1).await;
-    // An Echo that would outlast the whole test's time budget: if the
-    // drain waited for it, the server task could not return within TIMEOUT.
+    let drain = Duration::from_secs(DRAIN_SECS);
+    let default = Settings::try_load_from(["article-server"])
+        .expect("default settings parse")
+        .runtime
+        .drain_timeout();
+    assert!(
+        drain + STOP_SLACK < default,
+        "precondition: the bound ({drain:?} + {STOP_SLACK:?}) tells {DRAIN_SECS} s from the default {default:?}"
+    );
+    let mut server = start_example_with(|s| s.runtime.drain_secs = DRAIN_SECS).await;
+    // An Echo that would outlast the whole test's time budget.
     let delay = u32::try_from(TIMEOUT.as_millis() * 3).expect("delay fits u32");
     let call = echo_in_flight(server.channel().await, "too slow", delay).await;
 
-    let task = server.begin_shutdown();
-    assert_stops_cleanly(task).await;
-    // The server stopped long before the Echo could have answered: the
-    // call is either still pending or was cut off, never answered OK.
-    if call.is_finished() {
-        let outcome = call.await.expect("the Echo task joins");
-        assert!(
-            outcome.is_err(),
-            "an Echo longer than the drain cannot complete OK: {outcome:?}"
-        );
-    } else {
-        call.abort();
-    }
+    let took = server.begin_shutdown().finish().await;
+    // The drain waited for the call, and no longer than the setting allows.
+    assert!(
+        took >= drain - Duration::from_millis(50),
+        "the drain waits up to {drain:?} for the in-flight call, but the server stopped after {took:?}"
+    );
+    assert!(
+        took < drain + STOP_SLACK,
+        "the server stops within drain_secs ({drain:?}) plus {STOP_SLACK:?}, not after {took:?} (the default is {default:?})"
+    );
+    // The call did not outlive the server: it was cut off, not answered.
+    let outcome = tokio::time::timeout(TIMEOUT, call)
+        .await
+        .expect("the cut-off Echo ends in time")
+        .expect("the Echo task joins");
+    assert!(
+        outcome.is_err(),
+        "an Echo longer than the drain cannot complete OK: {outcome:?}"
+    );
 }

@@ -9,10 +9,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use tokio::net::TcpStream;
 use tokio_rustls::{
     TlsConnector,
@@ -21,68 +17,25 @@ use tokio_rustls::{
 };
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-use crate::common::{self, ALICE, TIMEOUT, TestServer};
+use testkit::{
+    TIMEOUT, TestPki,
+    article::{ALICE, TestServer, create, create_as_alice},
+    authed,
+    grpc_web::{frame, parse_web_body},
+};
 
-/// A CA and a server certificate it signed, both generated in the test.
-pub struct TestPki {
-    /// The CA certificate, PEM.
-    pub ca_pem: String,
-    /// The CA certificate, DER (for rustls root stores).
-    pub ca_der: rustls::pki_types::CertificateDer<'static>,
-    /// Server certificate for `localhost` and 127.0.0.1, PEM.
-    pub cert_pem: String,
-    /// The server certificate's private key, PEM.
-    pub key_pem: String,
-}
-
-pub fn generate_pki() -> TestPki {
-    let ca_key = KeyPair::generate().expect("CA key is generated");
-    let mut ca_params = CertificateParams::new(Vec::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "article tests CA");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca_params
-        .self_signed(&ca_key)
-        .expect("CA certificate is self-signed");
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let key = KeyPair::generate().expect("server key is generated");
-    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .expect("server certificate params");
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params
-        .signed_by(&key, &issuer)
-        .expect("server certificate is signed by the CA");
-
-    TestPki {
-        ca_pem: ca_cert.pem(),
-        ca_der: ca_cert.der().clone(),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    }
-}
-
-/// A server with TLS, its PEM files in its own temporary directory.
+/// A server with TLS, on a CA and certificate generated for this test.
 pub async fn start_tls() -> (TestServer, TestPki) {
-    let pki = generate_pki();
+    let pki = TestPki::generate();
+    // The files are read when the server binds; they need not outlive it.
     let dir = tempfile::tempdir().expect("temp dir is created");
-    let cert = dir.path().join("server.crt");
-    let key = dir.path().join("server.key");
-    std::fs::write(&cert, &pki.cert_pem).expect("certificate file is written");
-    std::fs::write(&key, &pki.key_pem).expect("key file is written");
-    let mut settings = common::settings(&dir);
-    settings.runtime.tls_cert = Some(cert);
-    settings.runtime.tls_key = Some(key);
-    (TestServer::start_in(dir, settings).await, pki)
+    let files = pki.write_to(dir.path());
+    let server = TestServer::start_with(|s| {
+        s.runtime.tls_cert = Some(files.cert);
+        s.runtime.tls_key = Some(files.key);
+    })
+    .await;
+    (server, pki)
 }
 
 /// A native gRPC channel over TLS that trusts only the test CA.
@@ -105,7 +58,7 @@ pub async fn tls_channel(server: &TestServer, pki: &TestPki) -> Channel {
 async fn tls_connect(server: &TestServer, pki: &TestPki, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots
-        .add(pki.ca_der.clone())
+        .add(pki.ca_der.clone().into())
         .expect("the test CA is a valid root");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -137,9 +90,7 @@ fn web_list_request(authority: &str) -> http::Request<Full<Bytes>> {
         ))
         .header(http::header::CONTENT_TYPE, "application/grpc-web+proto")
         .header("x-grpc-web", "1")
-        .body(Full::new(
-            common::frame(&pb::ListArticlesRequest::default()),
-        ))
+        .body(Full::new(frame(&pb::ListArticlesRequest::default())))
         .expect("request builds")
 }
 
@@ -161,7 +112,7 @@ async fn assert_web_list_ok(response: http::Response<hyper::body::Incoming>, exp
         .await
         .expect("gRPC-web body arrives in time")
         .expect("gRPC-web body is read");
-    let body = common::parse_web_body(collected.to_bytes());
+    let body = parse_web_body(collected.to_bytes());
     assert_eq!(
         body.trailer("grpc-status"),
         Some("0"),
@@ -189,10 +140,7 @@ async fn native_grpc_over_tls_and_http2() {
         .expect("WatchArticles opens over TLS")
         .into_inner();
     let created = client
-        .create_article(common::authed(
-            ALICE,
-            common::create("Over TLS", "encrypted", &["tls"]),
-        ))
+        .create_article(authed(ALICE, create("Over TLS", "encrypted", &["tls"])))
         .await
         .expect("CreateArticle succeeds over TLS")
         .into_inner()
@@ -246,7 +194,7 @@ async fn grpc_web_over_http1_on_tls_when_only_http1_is_offered() {
 
     // The same connection serves a second call (keep-alive).
     let mut client = ArticleServiceClient::new(tls_channel(&server, &pki).await);
-    common::create_as_alice(&mut client, "Seen over HTTP/1.1", &[]).await;
+    create_as_alice(&mut client, "Seen over HTTP/1.1", &[]).await;
     let response = tokio::time::timeout(
         TIMEOUT,
         sender.send_request(web_list_request(&server.addr.to_string())),

@@ -14,7 +14,11 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
-use crate::common::{ALICE, BOB, TIMEOUT, TestServer, authed, create, create_as_alice};
+use testkit::{
+    TIMEOUT,
+    article::{ALICE, BOB, TestServer, create, create_as_alice},
+    authed, wait_for,
+};
 
 type Events = Streaming<pb::ArticleEvent>;
 
@@ -238,6 +242,68 @@ async fn headers_arrive_before_any_change_and_the_next_change_is_delivered() {
         Some(Event::Created(a)) => assert_eq!(a, article, "the event carries the whole article"),
         other => panic!("expected a created event, got {other:?}"),
     }
+}
+
+/// The watch-sequence response header of an opened watch, as a number.
+fn sequence_header(response: &tonic::Response<Events>) -> i64 {
+    let value = response
+        .metadata()
+        .get(proto::WATCH_SEQUENCE_HEADER)
+        .unwrap_or_else(|| {
+            panic!(
+                "WatchArticles answers with {}: {:?}",
+                proto::WATCH_SEQUENCE_HEADER,
+                response.metadata()
+            )
+        });
+    value
+        .to_str()
+        .expect("the sequence header is text")
+        .parse()
+        .expect("the sequence header is a number")
+}
+
+#[tokio::test]
+async fn the_sequence_header_names_the_newest_change_before_live_delivery() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let opened = |client: &mut ArticleServiceClient<Channel>, after_sequence| {
+        let mut client = client.clone();
+        async move {
+            tokio::time::timeout(
+                TIMEOUT,
+                client.watch_articles(watch_request("", after_sequence)),
+            )
+            .await
+            .expect("WatchArticles sends its response headers in time")
+            .expect("WatchArticles opens")
+        }
+    };
+    let empty = opened(&mut client, 0).await;
+    assert_eq!(sequence_header(&empty), 0, "nothing committed yet");
+    let mut first = empty.into_inner();
+
+    create_as_alice(&mut client, "before", &[]).await;
+    let before = next_change(&mut first).await.sequence;
+    let later = opened(&mut client, 0).await;
+    assert_eq!(
+        sequence_header(&later),
+        before,
+        "live delivery starts after the newest committed change"
+    );
+    // A resumed watch replays from its resume point, then goes live after
+    // the same newest change.
+    let resumed = opened(&mut client, before).await;
+    assert_eq!(sequence_header(&resumed), before);
+
+    let mut later = later.into_inner();
+    create_as_alice(&mut client, "after", &[]).await;
+    let next = next_change(&mut later).await;
+    assert!(
+        next.sequence > before,
+        "the first live event comes after the header's sequence"
+    );
+    assert_eq!(seen(&next_change(&mut first).await), seen(&next));
 }
 
 #[tokio::test]
@@ -480,9 +546,7 @@ async fn resume_replays_exactly_the_missed_changes_then_goes_live() {
     );
     let last_seen = seen_before.last().expect("three events").0;
     drop(first);
-    server
-        .wait_for("the first watch to close", || server.watchers() == 0)
-        .await;
+    wait_for("the first watch to close", || server.watchers() == 0).await;
 
     // Changes nobody is watching.
     delete_as(&mut writer, ALICE, b.id).await;
@@ -771,25 +835,21 @@ async fn dropping_the_client_stream_releases_the_server_watcher() {
     let mut other = server.client().await;
     let a = open(&mut one, "", 0).await;
     let b = open(&mut other, "tag", 0).await;
-    server
-        .wait_for("two watchers", || server.watchers() == 2)
-        .await;
+    wait_for("two watchers", || server.watchers() == 2).await;
 
     drop(a);
-    server
-        .wait_for("one watcher after dropping a stream", || {
-            server.watchers() == 1
-        })
-        .await;
+    wait_for("one watcher after dropping a stream", || {
+        server.watchers() == 1
+    })
+    .await;
 
     // Dropping the whole connection works too.
     drop(b);
     drop(other);
-    server
-        .wait_for("no watcher after dropping everything", || {
-            server.watchers() == 0
-        })
-        .await;
+    wait_for("no watcher after dropping everything", || {
+        server.watchers() == 0
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -853,7 +913,5 @@ async fn a_watcher_too_slow_to_keep_up_is_ended_with_resource_exhausted() {
         received.windows(2).all(|w| w[0] < w[1]),
         "the delivered events are in order"
     );
-    server
-        .wait_for("the slow watcher to be released", || server.watchers() == 1)
-        .await;
+    wait_for("the slow watcher to be released", || server.watchers() == 1).await;
 }

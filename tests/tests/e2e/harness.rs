@@ -19,7 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use proto::v1::{self as pb};
 use serde_json::{Value, json};
 
-use crate::common::TestServer;
+use testkit::article::TestServer;
 
 /// Every wait for the browser is bounded by this. Generous: two CPUs may
 /// run several Chromiums at once while other builds run.
@@ -62,17 +62,8 @@ fn web_dist() -> PathBuf {
 
 /// Polls `probe` until it returns `Ok`, at most [`WAIT`]. `Err` carries
 /// what was seen instead, quoted in the panic message on timeout.
-pub async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Result<T, String>) -> T {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match probe().await {
-            Ok(value) => return value,
-            Err(seen) if tokio::time::Instant::now() >= deadline => {
-                panic!("timed out after {WAIT:?} waiting for {what}; last seen: {seen}")
-            }
-            Err(_) => tokio::time::sleep(POLL).await,
-        }
-    }
+pub async fn wait_for<T>(what: &str, probe: impl AsyncFnMut() -> Result<T, String>) -> T {
+    testkit::wait_until(what, WAIT, probe).await
 }
 
 /// `[data-testid="…"]`, the only way tests find elements.

@@ -7,8 +7,6 @@
 //! chromium + chromedriver; `cargo xtask e2e` provides all three.
 //! Screenshots land in `target/test-artifacts/`.
 
-#[path = "../api/common.rs"]
-mod common;
 mod harness;
 
 mod browse;

@@ -2,10 +2,9 @@
 //! successful create that other browsers see live, then a confirmed
 //! delete that they see too.
 
-use crate::{
-    common::ALICE,
-    harness::{App, Chromedriver, testid, wait_for},
-};
+use testkit::article::ALICE;
+
+use crate::harness::{App, Chromedriver, testid, wait_for};
 
 const TITLE: &str = "Written in a real browser";
 const CONTENT: &str = "First paragraph, typed by WebDriver.\n\nSecond paragraph.";
