@@ -9,27 +9,15 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{ExitStatus, Stdio},
-    sync::{Arc, Mutex},
-    time::Duration,
+    process::Stdio,
 };
 
 use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
-use tokio::{
-    io::{AsyncBufReadExt as _, BufReader, Lines},
-    process::{Child, ChildStdout, Command},
-    task::JoinHandle,
-};
-use tonic::{
-    Code, Request,
-    metadata::MetadataValue,
-    transport::{Channel, Endpoint},
-};
+use testkit::{ServerProcess, TIMEOUT, authed};
+use tokio::process::Command;
+use tonic::{Code, metadata::MetadataValue, transport::Channel};
 
 const BIN: &str = env!("CARGO_BIN_EXE_article-server");
-
-/// Every wait on a process or a call is bounded by this.
-const TIMEOUT: Duration = Duration::from_secs(20);
 
 const ALICE_TOKEN: &str = "alice-process-token-0123";
 const BOB_TOKEN: &str = "bob-process-token-0123";
@@ -53,12 +41,7 @@ const FLAGS: [&str; 11] = [
 /// no `ARTICLE_*` or `RUST_LOG` inherited from whoever runs the tests.
 fn server_command(dir: &Path) -> Command {
     let mut command = Command::new(BIN);
-    command
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    command.current_dir(dir).stdin(Stdio::null());
     command.env_remove("RUST_LOG");
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("ARTICLE_") {
@@ -82,174 +65,8 @@ fn command_with(dir: &Path, db: &Path, extra: &[&str]) -> Command {
     command
 }
 
-/// A running server process. Dropping it kills the process.
-struct ServerProcess {
-    child: Child,
-    pid: u32,
-    url: String,
-    stdout: Lines<BufReader<ChildStdout>>,
-    stderr: Arc<Mutex<String>>,
-    stderr_reader: Option<JoinHandle<()>>,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-impl ServerProcess {
-    /// Spawns `command` and reads its first stdout line, which must be
-    /// `listening on http://127.0.0.1:PORT` with a real port (no sleeping:
-    /// the line is the readiness signal).
-    async fn start(mut command: Command) -> Self {
-        let mut child = command.spawn().expect("the server binary starts");
-        let pid = child.id().expect("a running child has a pid");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
-        let stderr_pipe = child.stderr.take().expect("stderr is piped");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let stderr_reader = tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr_pipe).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut text = sink.lock().unwrap_or_else(|e| e.into_inner());
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        let mut server = Self {
-            child,
-            pid,
-            url: String::new(),
-            stdout,
-            stderr,
-            stderr_reader: Some(stderr_reader),
-        };
-        let Some(first) = server.next_stdout_line().await else {
-            let status = tokio::time::timeout(TIMEOUT, server.child.wait()).await;
-            panic!(
-                "the server printed no listening line (exit: {status:?}); stderr:\n{}",
-                server.stderr_so_far()
-            );
-        };
-        let port = first
-            .strip_prefix("listening on http://127.0.0.1:")
-            .unwrap_or_else(|| {
-                panic!(
-                    "the first stdout line is `listening on http://127.0.0.1:PORT`, got {first:?}"
-                )
-            });
-        let port: u16 = port
-            .parse()
-            .unwrap_or_else(|_| panic!("the listening line ends with a port number: {first:?}"));
-        assert_ne!(port, 0, "the real port is printed, not 0");
-        server.url = format!("http://127.0.0.1:{port}");
-        server
-    }
-
-    /// The next stdout line, or `None` at the end of stdout.
-    async fn next_stdout_line(&mut self) -> Option<String> {
-        tokio::time::timeout(TIMEOUT, self.stdout.next_line())
-            .await
-            .expect("the server writes its stdout line in time")
-            .expect("stdout is readable")
-    }
-
-    /// Everything left on stdout after the process has exited.
-    async fn rest_of_stdout(&mut self) -> Vec<String> {
-        let mut rest = Vec::new();
-        while let Some(line) = self.next_stdout_line().await {
-            rest.push(line);
-        }
-        rest
-    }
-
-    fn stderr_so_far(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// All of stderr, once the process has exited.
-    async fn full_stderr(&mut self) -> String {
-        if let Some(reader) = self.stderr_reader.take() {
-            tokio::time::timeout(TIMEOUT, reader)
-                .await
-                .expect("stderr reaches its end in time")
-                .expect("the stderr reader joins");
-        }
-        self.stderr_so_far()
-    }
-
-    async fn channel(&self) -> Channel {
-        Endpoint::from_shared(self.url.clone())
-            .expect("the printed url is a valid endpoint")
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
-            .connect()
-            .await
-            .expect("a client connects to the printed url")
-    }
-
-    async fn client(&self) -> ArticleServiceClient<Channel> {
-        ArticleServiceClient::new(self.channel().await)
-    }
-
-    /// Sends `signal` (e.g. "TERM", "KILL") with the `kill` command.
-    fn signal(&self, signal: &str) {
-        let status = std::process::Command::new("sh")
-            .args([
-                "-c",
-                "kill -s \"$1\" \"$2\"",
-                "sh",
-                signal,
-                &self.pid.to_string(),
-            ])
-            .status()
-            .expect("the kill command runs");
-        assert!(status.success(), "kill -s {signal} {} succeeds", self.pid);
-    }
-
-    /// Waits (bounded) for the process to exit.
-    async fn wait_exit(&mut self) -> ExitStatus {
-        tokio::time::timeout(TIMEOUT, self.child.wait())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the server exits in time; stderr:\n{}",
-                    self.stderr_so_far()
-                )
-            })
-            .expect("waiting for the server works")
-    }
-
-    /// `kill -9` and wait until it is gone.
-    async fn kill_9(&mut self) {
-        self.signal("KILL");
-        let status = self.wait_exit().await;
-        assert!(!status.success(), "a killed server does not exit 0");
-    }
-
-    /// SIGTERM, and assert exit status 0 within the bounded wait.
-    async fn terminate(&mut self) {
-        self.signal("TERM");
-        let status = self.wait_exit().await;
-        assert!(
-            status.success(),
-            "SIGTERM makes the server exit 0, got {status:?}; stderr:\n{}",
-            self.stderr_so_far()
-        );
-    }
-}
-
-fn authed<T>(token: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    let value: MetadataValue<_> = format!("Bearer {token}")
-        .parse()
-        .expect("a token is a valid header value");
-    request.metadata_mut().insert("authorization", value);
-    request
+async fn connect(server: &ServerProcess) -> ArticleServiceClient<Channel> {
+    ArticleServiceClient::new(server.channel().await)
 }
 
 fn draft(title: &str) -> pb::CreateArticleRequest {
@@ -308,8 +125,18 @@ async fn prints_exactly_one_listening_line_with_the_real_port() {
     let token = format!("alice={ALICE_TOKEN}");
     let mut server =
         ServerProcess::start(command_with(dir.path(), &db, &["--token", &token])).await;
-    // The printed port is the one serving.
-    let mut client = server.client().await;
+    assert!(
+        server.before_listening().is_empty(),
+        "the listening line is the first stdout line; before it came {:?}",
+        server.before_listening()
+    );
+    assert!(
+        server.url().starts_with("http://127.0.0.1:"),
+        "the URL of the address asked for: {}",
+        server.url()
+    );
+    // The real port (ServerProcess refuses port 0), and it is the one serving.
+    let mut client = connect(&server).await;
     assert_eq!(total_count(&mut client).await, 0);
     drop(client);
     server.terminate().await;
@@ -335,7 +162,7 @@ async fn generated_token_is_printed_once_works_and_is_never_logged() {
         .to_string();
     assert!(token.len() >= 16, "the generated token is long: {token:?}");
 
-    let mut client = server.client().await;
+    let mut client = connect(&server).await;
     let article = create(&mut client, &token, "Written with the generated token").await;
     assert_eq!(article.author, "admin");
     let refused = client
@@ -371,7 +198,7 @@ async fn environment_variables_work_like_flags() {
             format!("alice={ALICE_TOKEN},bob={BOB_TOKEN}"),
         );
     let mut server = ServerProcess::start(command).await;
-    let mut client = server.client().await;
+    let mut client = connect(&server).await;
     assert_eq!(create(&mut client, BOB_TOKEN, "by bob").await.author, "bob");
     assert_eq!(
         create(&mut client, ALICE_TOKEN, "by alice").await.author,
@@ -399,7 +226,7 @@ async fn demo_data_loads_about_thirty_articles_once() {
     let args = ["--demo-data", "--token", token.as_str()];
 
     let mut server = ServerProcess::start(command_with(dir.path(), &db, &args)).await;
-    let first = total_count(&mut server.client().await).await;
+    let first = total_count(&mut connect(&server).await).await;
     assert!(
         (25..=40).contains(&first),
         "--demo-data loads about 30 articles into an empty database, got {first}"
@@ -408,7 +235,7 @@ async fn demo_data_loads_about_thirty_articles_once() {
     drop(server);
 
     let mut server = ServerProcess::start(command_with(dir.path(), &db, &args)).await;
-    let second = total_count(&mut server.client().await).await;
+    let second = total_count(&mut connect(&server).await).await;
     assert_eq!(
         second, first,
         "a restart with --demo-data on a non-empty database adds nothing"
@@ -423,14 +250,13 @@ async fn an_acknowledged_create_survives_kill_9() {
     let args = ["--token", token.as_str()];
 
     let mut server = ServerProcess::start(command_with(dir.path(), &db, &args)).await;
-    let article = create(&mut server.client().await, ALICE_TOKEN, "Durable").await;
+    let article = create(&mut connect(&server).await, ALICE_TOKEN, "Durable").await;
     // Killed right after the acknowledgement, before any orderly shutdown.
     server.kill_9().await;
     drop(server);
 
     let mut server = ServerProcess::start(command_with(dir.path(), &db, &args)).await;
-    let got = server
-        .client()
+    let got = connect(&server)
         .await
         .get_article(pb::GetArticleRequest { id: article.id })
         .await
@@ -449,7 +275,7 @@ async fn twenty_acknowledged_creates_survive_kill_9() {
     let args = ["--token", token.as_str()];
 
     let mut server = ServerProcess::start(command_with(dir.path(), &db, &args)).await;
-    let mut client = server.client().await;
+    let mut client = connect(&server).await;
     let mut created = Vec::new();
     for i in 0..20 {
         created.push(create(&mut client, ALICE_TOKEN, &format!("durable {i}")).await);
@@ -458,7 +284,7 @@ async fn twenty_acknowledged_creates_survive_kill_9() {
     drop((client, server));
 
     let mut server = ServerProcess::start(command_with(dir.path(), &db, &args)).await;
-    let mut client = server.client().await;
+    let mut client = connect(&server).await;
     assert_eq!(
         total_count(&mut client).await,
         20,
@@ -484,7 +310,7 @@ async fn sigterm_ends_watches_with_unavailable_and_exits_zero() {
     let token = format!("alice={ALICE_TOKEN}");
     let mut server =
         ServerProcess::start(command_with(dir.path(), &db, &["--token", &token])).await;
-    let mut client = server.client().await;
+    let mut client = connect(&server).await;
     // A successful call first: the process is serving (and so handling
     // signals) before SIGTERM is sent.
     assert_eq!(total_count(&mut client).await, 0);
@@ -539,7 +365,7 @@ async fn sigint_exits_zero() {
     let token = format!("alice={ALICE_TOKEN}");
     let mut server =
         ServerProcess::start(command_with(dir.path(), &db, &["--token", &token])).await;
-    assert_eq!(total_count(&mut server.client().await).await, 0);
+    assert_eq!(total_count(&mut connect(&server).await).await, 0);
     server.signal("INT");
     let status = server.wait_exit().await;
     assert!(
@@ -558,7 +384,7 @@ async fn json_log_lines_are_objects_and_a_call_line_has_its_fields() {
         &["--token", &token, "--log-format", "json"],
     ))
     .await;
-    let mut client = server.client().await;
+    let mut client = connect(&server).await;
     let request_id = "process-json-request-42";
     let mut request = authed(ALICE_TOKEN, draft("Logged"));
     request.metadata_mut().insert(
