@@ -1,30 +1,17 @@
-//! Async plumbing for the browser: a timer future and tasks owned by the
-//! component that starts them.
+//! Async plumbing for the browser: tasks owned by the component that
+//! starts them, and the timer ([`sleep`], `grpc_browser`'s `setTimeout`).
 //!
 //! A task started with [`Latest::run`] is aborted when the next one starts
 //! (only the newest answer matters) and when the component is cleaned up
 //! (navigating away). Aborting drops the future, and dropping a gRPC-web
 //! call aborts its `fetch`, so the request really stops.
 
-use std::{future::Future, time::Duration};
+use std::future::Future;
 
 use futures::future::{AbortHandle, Abortable};
+pub use grpc_browser::sleep;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use wasm_bindgen::JsCast as _;
-use wasm_bindgen_futures::JsFuture;
-
-/// Resolves after `duration` (uses `setTimeout`).
-pub async fn sleep(duration: Duration) {
-    let ms = i32::try_from(duration.as_millis()).unwrap_or(i32::MAX);
-    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
-        if let Some(window) = web_sys::window() {
-            let _ = window
-                .set_timeout_with_callback_and_timeout_and_arguments_0(resolve.unchecked_ref(), ms);
-        }
-    });
-    let _ = JsFuture::from(promise).await;
-}
 
 /// A slot for one running task of a component: starting a task aborts
 /// the previous one, and the component's cleanup aborts the last.
