@@ -18,21 +18,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use article_server::{Application, Settings};
-use clap::Parser as _;
+use proto::code_name;
 use serde_json::{Value, json};
+use testkit::{
+    TIMEOUT, TestPki,
+    article::{ALICE, Settings, TestServer},
+    wait_for,
+};
 use tokio::{
     io::{AsyncBufReadExt as _, BufReader, Lines},
     process::{Child, ChildStdout, Command},
-    sync::oneshot,
     task::JoinHandle,
 };
-
-/// Token of the author `alice`.
-const ALICE: &str = "alice-token-0123456789";
-
-/// Every command and every wait is bounded by this.
-const TIMEOUT: Duration = Duration::from_secs(30);
+use tonic::Code;
 
 /// The binary under test.
 const ARTICLE: &str = env!("CARGO_BIN_EXE_article");
@@ -41,109 +39,42 @@ const ARTICLE: &str = env!("CARGO_BIN_EXE_article");
 // Harness: servers
 // ---------------------------------------------------------------------------
 
-/// Server settings: `listen`, the SQLite file `db`, a token for alice.
+/// The test settings (tokens for alice and bob) on the SQLite file `db`,
+/// listening on `listen`.
 fn settings(db: &Path, listen: SocketAddr) -> Settings {
-    Settings::parse_from([
-        "article-server".to_string(),
-        "--listen".into(),
-        listen.to_string(),
-        "--database".into(),
-        format!("sqlite://{}", db.display()),
-        "--token".into(),
-        format!("alice={ALICE}"),
-    ])
+    let mut settings = testkit::article::settings(db);
+    settings.runtime.listen = listen;
+    settings
 }
 
 fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-/// An in-process server. Stops (without waiting) when dropped.
-struct Server {
-    addr: SocketAddr,
-    url: String,
-    watchers: Box<dyn Fn() -> i64 + Send + Sync>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+/// Waits (bounded) until `server` has exactly `n` open watch streams.
+async fn wait_for_watchers(server: &TestServer, n: i64) {
+    wait_for(
+        &format!("{n} open watch stream(s) on {}", server.url),
+        || server.watchers() == n,
+    )
+    .await;
 }
 
-impl Server {
-    async fn start(settings: Settings) -> Self {
-        let app = Application::build(settings)
-            .await
-            .expect("the article server builds and binds its port");
-        let addr = app.local_addr();
-        let url = app.url();
-        let watchers = Box::new(app.watcher_count());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app.run_until(async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            addr,
-            url,
-            watchers,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
-    /// Waits (bounded) until the server has exactly `n` open watch streams.
-    async fn wait_for_watchers(&self, n: i64) {
-        let deadline = Instant::now() + TIMEOUT;
-        while (self.watchers)() != n {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {n} open watch stream(s) on {} (have {})",
-                self.url,
-                (self.watchers)()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Drains and waits until the server has stopped and released its port.
-    async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let task = self.task.take().expect("the serve task is still owned");
-        tokio::time::timeout(TIMEOUT, task)
-            .await
-            .expect("the server stops within the timeout")
-            .expect("the serve task joins")
-            .expect("the server stops cleanly");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-/// A temporary directory with one server on its `articles.db`.
+/// One server with its own temporary directory and database.
 struct Fixture {
-    dir: tempfile::TempDir,
-    server: Server,
+    server: TestServer,
 }
 
 impl Fixture {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory is created");
-        let server = Server::start(settings(&dir.path().join("articles.db"), any_port())).await;
-        Self { dir, server }
+        Self {
+            server: TestServer::start().await,
+        }
     }
 
-    /// Writes `text` to `name` in the fixture's directory.
+    /// Writes `text` to `name` in the server's directory.
     fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
+        let path = self.server.dir().join(name);
         std::fs::write(&path, text).expect("the test input file is written");
         path
     }
@@ -341,20 +272,21 @@ impl Outcome {
     }
 
     /// Like [`failure_line`](Self::failure_line), and the line reads
-    /// `error: <CODE>: …` with `CODE` one of `codes`.
-    fn error_any(&self, codes: &[&str]) -> String {
+    /// `error: <CODE>: …` with `CODE` the canonical name of one of `codes`.
+    fn error_any(&self, codes: &[Code]) -> String {
         let line = self.failure_line();
+        let names = codes.iter().map(|&c| code_name(c)).collect::<Vec<_>>();
         assert!(
-            codes
+            names
                 .iter()
-                .any(|code| line.starts_with(&format!("error: {code}: "))),
-            "expected `error: <one of {codes:?}>: …`: {}",
+                .any(|name| line.starts_with(&format!("error: {name}: "))),
+            "expected `error: <one of {names:?}>: …`: {}",
             self.context()
         );
         line
     }
 
-    fn error(&self, code: &str) -> String {
+    fn error(&self, code: Code) -> String {
         self.error_any(&[code])
     }
 }
@@ -704,7 +636,7 @@ async fn exercise_subcommands(web: bool) {
     let stale = writer
         .run(&["update", &id, "--title", "Lost", "--expected-version", "1"])
         .await;
-    stale.error("ABORTED");
+    stale.error(Code::Aborted);
     assert!(
         stale.stdout.is_empty(),
         "nothing on stdout: {}",
@@ -716,7 +648,7 @@ async fn exercise_subcommands(web: bool) {
     // delete
     let deleted = writer.json_ok(&["delete", &id]).await;
     assert_eq!(deleted, json!({ "deleted": first_id }));
-    cli.run(&["get", &id]).await.error("NOT_FOUND");
+    cli.run(&["get", &id]).await.error(Code::NotFound);
     let other = all[3].to_string();
     let table = writer.run(&["delete", &other]).await;
     assert_eq!(table.ok().trim(), format!("deleted {other}"));
@@ -744,7 +676,7 @@ async fn exercise_watch(web: bool) {
 
     let mut rust_only = cli.watch(&["--tag", "rust"]);
     let mut everything = cli.watch(&[]);
-    f.server.wait_for_watchers(2).await;
+    wait_for_watchers(&f.server, 2).await;
 
     let go = create(&writer, "Go one", &["go"]).await;
     let rust = create(&writer, "Rust one", &["rust"]).await;
@@ -810,7 +742,7 @@ async fn watch_ends_cleanly_on_ctrl_c() {
     let f = Fixture::start().await;
     let cli = f.cli(false);
     let mut watcher = cli.watch(&[]);
-    f.server.wait_for_watchers(1).await;
+    wait_for_watchers(&f.server, 1).await;
     create(&cli, "Before Ctrl-C", &[]).await;
     assert_eq!(watcher.next().await["type"], "created");
     let pid = watcher.child.id().expect("the watcher is running");
@@ -845,12 +777,12 @@ fn assert_created(events: &[Value], expected: &[&str]) {
 async fn exercise_watch_restart(web: bool) {
     let dir = tempfile::tempdir().expect("a temporary directory is created");
     let db = dir.path().join("articles.db");
-    let first = Server::start(settings(&db, any_port())).await;
+    let first = TestServer::start_on(settings(&db, any_port())).await;
     let port = first.port();
     let cli = Cli::new(&[&first.url]).web(web);
 
     let mut watcher = cli.watch(&[]);
-    first.wait_for_watchers(1).await;
+    wait_for_watchers(&first, 1).await;
     for t in ["r1", "r2", "r3"] {
         create(&cli, t, &[]).await;
     }
@@ -866,8 +798,9 @@ async fn exercise_watch_restart(web: bool) {
         .await
         .failure_line();
 
-    let second = Server::start(settings(&db, SocketAddr::from(([127, 0, 0, 1], port)))).await;
-    second.wait_for_watchers(1).await;
+    let second =
+        TestServer::start_on(settings(&db, SocketAddr::from(([127, 0, 0, 1], port)))).await;
+    wait_for_watchers(&second, 1).await;
     for t in ["r4", "r5", "r6"] {
         create(&cli, t, &[]).await;
     }
@@ -885,12 +818,12 @@ async fn exercise_watch_restart(web: bool) {
 async fn exercise_watch_disconnected(web: bool) {
     let dir = tempfile::tempdir().expect("a temporary directory is created");
     let db = dir.path().join("articles.db");
-    let first = Server::start(settings(&db, any_port())).await;
+    let first = TestServer::start_on(settings(&db, any_port())).await;
     let port = first.port();
     let cli = Cli::new(&[&first.url]).web(web);
 
     let mut watcher = cli.watch(&[]);
-    first.wait_for_watchers(1).await;
+    wait_for_watchers(&first, 1).await;
     for t in ["r1", "r2", "r3"] {
         create(&cli, t, &[]).await;
     }
@@ -900,7 +833,7 @@ async fn exercise_watch_disconnected(web: bool) {
 
     // While nothing listens on the watcher's port, another server on the
     // same database takes three more writes.
-    let elsewhere = Server::start(settings(&db, any_port())).await;
+    let elsewhere = TestServer::start_on(settings(&db, any_port())).await;
     let other = Cli::new(&[&elsewhere.url]).web(web);
     for t in ["r4", "r5", "r6"] {
         create(&other, t, &[]).await;
@@ -908,9 +841,10 @@ async fn exercise_watch_disconnected(web: bool) {
     elsewhere.shutdown().await;
 
     // The watcher reconnects to the restarted port and must replay them.
-    let second = Server::start(settings(&db, SocketAddr::from(([127, 0, 0, 1], port)))).await;
+    let second =
+        TestServer::start_on(settings(&db, SocketAddr::from(([127, 0, 0, 1], port)))).await;
     events.extend(watcher.take(3).await);
-    second.wait_for_watchers(1).await;
+    wait_for_watchers(&second, 1).await;
     create(&cli, "sentinel", &[]).await;
     events.push(watcher.next().await);
     assert_created(&events, &["r1", "r2", "r3", "r4", "r5", "r6", "sentinel"]);
@@ -1056,7 +990,7 @@ async fn import_bad_record(web: bool) {
     let outcome = cli.clone().authed().run(&["import", path]).await;
     let line = outcome.failure_line();
     assert!(
-        line.contains("INVALID_ARGUMENT: "),
+        line.contains(&format!("{}: ", code_name(Code::InvalidArgument))),
         "the error names the status: {line}"
     );
     assert!(
@@ -1089,7 +1023,7 @@ async fn exercise_errors(web: bool) {
     let f = Fixture::start().await;
     let cli = f.cli(web);
 
-    let line = cli.run(&["get", "424242"]).await.error("NOT_FOUND");
+    let line = cli.run(&["get", "424242"]).await.error(Code::NotFound);
     assert!(line.contains("424242"), "the message names the id: {line}");
 
     let invalid = cli
@@ -1105,7 +1039,7 @@ async fn exercise_errors(web: bool) {
             "Not-Lower",
         ])
         .await;
-    let line = invalid.error("INVALID_ARGUMENT");
+    let line = invalid.error(Code::InvalidArgument);
     assert!(
         line.contains("title: ") && line.contains("tags: "),
         "each field violation (title and tags) is listed: {line}"
@@ -1114,7 +1048,7 @@ async fn exercise_errors(web: bool) {
     let line = cli
         .run(&["list", "--page=-1", "--page-size=-5"])
         .await
-        .error("INVALID_ARGUMENT");
+        .error(Code::InvalidArgument);
     assert!(
         line.contains("page: ") && line.contains("page_size: "),
         "each field violation (page and page_size) is listed: {line}"
@@ -1122,12 +1056,12 @@ async fn exercise_errors(web: bool) {
 
     cli.run(&["create", "--title", "No token", "--content", "x"])
         .await
-        .error("UNAUTHENTICATED");
+        .error(Code::Unauthenticated);
     cli.clone()
         .with(&["--token", "wrong-token-123456"])
         .run(&["delete", "1"])
         .await
-        .error("UNAUTHENTICATED");
+        .error(Code::Unauthenticated);
     assert_eq!(
         total_count(&cli).await,
         0,
@@ -1153,12 +1087,12 @@ async fn exercise_unreachable(web: bool) {
         .port();
     let url = format!("http://127.0.0.1:{port}");
     let cli = Cli::new(&[&url]).web(web);
-    cli.run(&["get", "1"]).await.error("UNAVAILABLE");
-    cli.run(&["list"]).await.error("UNAVAILABLE");
+    cli.run(&["get", "1"]).await.error(Code::Unavailable);
+    cli.run(&["list"]).await.error(Code::Unavailable);
     cli.authed()
         .run(&["create", "--title", "t", "--content", "c"])
         .await
-        .error("UNAVAILABLE");
+        .error(Code::Unavailable);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1254,64 +1188,13 @@ async fn gzip_create_and_list_over_grpc_web() {
 // TLS
 // ---------------------------------------------------------------------------
 
-/// PEM files of a generated CA and a server certificate it signed for
-/// `localhost` and 127.0.0.1.
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn generate_pki(dir: &Path) -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-    let ca_key = KeyPair::generate().expect("the CA key is generated");
-    let mut ca_params = CertificateParams::new(Vec::new()).expect("CA parameters are valid");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "article CLI tests CA");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca_params
-        .self_signed(&ca_key)
-        .expect("the CA certificate is self-signed");
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let key = KeyPair::generate().expect("the server key is generated");
-    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .expect("server certificate parameters are valid");
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params
-        .signed_by(&key, &issuer)
-        .expect("the server certificate is signed by the CA");
-
-    let pki = Pki {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("server.pem"),
-        key: dir.join("server.key"),
-    };
-    std::fs::write(&pki.ca, ca_cert.pem()).expect("ca.pem is written");
-    std::fs::write(&pki.cert, cert.pem()).expect("server.pem is written");
-    std::fs::write(&pki.key, key.serialize_pem()).expect("server.key is written");
-    pki
-}
-
-async fn start_tls() -> (tempfile::TempDir, Server, Pki) {
+async fn start_tls() -> (tempfile::TempDir, TestServer, testkit::PkiFiles) {
     let dir = tempfile::tempdir().expect("a temporary directory is created");
-    let pki = generate_pki(dir.path());
+    let pki = TestPki::generate().write_to(dir.path());
     let mut s = settings(&dir.path().join("articles.db"), any_port());
     s.runtime.tls_cert = Some(pki.cert.clone());
     s.runtime.tls_key = Some(pki.key.clone());
-    let server = Server::start(s).await;
+    let server = TestServer::start_on(s).await;
     assert!(
         server.url.starts_with("https://"),
         "TLS is on: {}",
@@ -1340,7 +1223,7 @@ async fn exercise_tls_without_ca(web: bool) {
     let (_dir, server, pki) = start_tls().await;
     let url = format!("https://localhost:{}", server.port());
     let cli = Cli::new(&[&url]).web(web);
-    let line = cli.run(&["list"]).await.error("UNAVAILABLE");
+    let line = cli.run(&["list"]).await.error(Code::Unavailable);
     assert!(
         line.to_ascii_lowercase().contains("certificate"),
         "the error says the certificate was not trusted ({}): {line}",
@@ -1349,7 +1232,7 @@ async fn exercise_tls_without_ca(web: bool) {
     cli.authed()
         .run(&["create", "--title", "t", "--content", "c"])
         .await
-        .error("UNAVAILABLE");
+        .error(Code::Unavailable);
     // Nothing was written.
     let trusted = Cli::new(&[&url])
         .web(web)
@@ -1400,7 +1283,7 @@ async fn an_expired_deadline_is_one_line_error() {
             let started = Instant::now();
             let outcome = cli.run(args).await;
             let elapsed = started.elapsed();
-            outcome.error_any(&["DEADLINE_EXCEEDED", "CANCELLED"]);
+            outcome.error_any(&[Code::DeadlineExceeded, Code::Cancelled]);
             assert!(
                 elapsed < Duration::from_secs(5),
                 "the 300ms deadline ends the call well before the default (took {elapsed:?}): {}",
@@ -1426,8 +1309,8 @@ async fn exercise_failover(web: bool) {
         s.list_cache_mib = 0;
         s
     };
-    let a = Server::start(replica()).await;
-    let b = Server::start(replica()).await;
+    let a = TestServer::start_on(replica()).await;
+    let b = TestServer::start_on(replica()).await;
     let both = [Cli::new(&[&a.url, &b.url]), Cli::new(&[&b.url, &a.url])];
     let both = both.map(|c| c.web(web));
 
