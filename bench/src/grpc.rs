@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use anyhow::{Context as _, bail};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -17,35 +17,9 @@ pub const LIST_PATH: &str = "/article.v1.ArticleService/ListArticles";
 /// Path of the streaming method.
 pub const WATCH_PATH: &str = "/article.v1.ArticleService/WatchArticles";
 
-/// Flag byte of a gRPC-web trailer frame.
-pub const TRAILER_FLAG: u8 = 0x80;
-
-/// Wraps an encoded message in an uncompressed gRPC frame.
-pub fn frame(message: &impl Message) -> Bytes {
-    let len = message.encoded_len();
-    let mut buf = BytesMut::with_capacity(5 + len);
-    buf.extend_from_slice(&[0]);
-    buf.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
-    message
-        .encode(&mut buf)
-        .expect("a BytesMut with the encoded length reserved grows as needed");
-    buf.freeze()
-}
-
-/// Takes every complete frame off the front of `buf`, as (flag, payload).
-pub fn take_frames(buf: &mut BytesMut) -> Vec<(u8, Bytes)> {
-    let mut frames = Vec::new();
-    while buf.len() >= 5 {
-        let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
-        if buf.len() < 5 + len {
-            break;
-        }
-        let flag = buf[0];
-        buf.advance(5);
-        frames.push((flag, buf.split_to(len).freeze()));
-    }
-    frames
-}
+/// The framing is the test kit's, so the benchmark sends the bytes the
+/// tests check.
+pub use testkit::grpc_web::{TRAILER_FLAG, frame, take_frames};
 
 /// The request every unary run sends: `ListArticles { page_size: 20 }`, framed.
 pub fn list_request_body() -> Bytes {

@@ -1,23 +1,20 @@
-//! Systems under test as child processes: started with stdout piped,
-//! ready when they print `listening on http://HOST:PORT` (every server in
-//! the benchmark prints that line, the real one included), stopped with
-//! SIGTERM. Optionally pinned to CPUs with `taskset`.
+//! Systems under test as child processes, on the test kit's
+//! [`ServerProcess`]: ready when they print `listening on http://HOST:PORT`
+//! (every server in the benchmark prints that line, the real one
+//! included), stderr to a log file, stopped with SIGTERM. Optionally pinned
+//! to CPUs with `taskset`.
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    process::Stdio,
-    time::Duration,
-};
+use std::{net::SocketAddr, path::Path, time::Duration};
 
-use anyhow::{Context as _, bail};
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
-};
+use anyhow::Context as _;
+use testkit::{ServerProcess, Stderr};
+use tokio::process::Command;
 
-/// The line every server prints once it accepts connections.
-pub const LISTENING: &str = "listening on http://";
+/// How long a server may take to print its listening line (a release
+/// build seeding its database can be slow on a loaded machine).
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a server may drain after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(15);
 
 /// A command, run under `taskset -c CPUS` when `cpus` is given.
 pub fn command(program: impl AsRef<std::ffi::OsStr>, cpus: Option<&str>) -> Command {
@@ -31,85 +28,37 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>, cpus: Option<&str>) -> Comm
     }
 }
 
-/// A running server.
+/// A running server. Dropping it kills the process.
 pub struct Server {
     pub name: String,
     pub addr: SocketAddr,
     pub pid: u32,
-    child: Child,
-    log: PathBuf,
+    process: ServerProcess,
 }
 
 impl Server {
     /// Spawns `cmd` (stderr to `log`) and waits for its listening line.
-    pub async fn start(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<Self> {
-        let log_file =
-            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
-        let pid = child.id().context("child has no pid")?;
-        let stdout = child.stdout.take().context("child stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let wait = async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(rest) = line.trim().strip_prefix(LISTENING) {
-                    let addr: SocketAddr = rest
-                        .trim_end_matches('/')
-                        .parse()
-                        .with_context(|| format!("{name} printed {line:?}"))?;
-                    return Ok(addr);
-                }
-            }
-            bail!("{name} exited before listening")
-        };
-        let addr = match tokio::time::timeout(Duration::from_secs(120), wait).await {
-            Ok(Ok(addr)) => addr,
-            Ok(Err(err)) => return Err(err.context(tail(log))),
-            Err(_) => bail!(
-                "{name} did not print its listening line in 120 s{}",
-                tail(log)
-            ),
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    pub async fn start(name: &str, cmd: Command, log: &Path) -> anyhow::Result<Self> {
+        let mut process = ServerProcess::try_start(cmd, Stderr::File(log.into()), START_TIMEOUT)
+            .await
+            .with_context(|| format!("starting {name}"))?;
+        // Nothing more is read from stdout; keep draining it so the child
+        // never blocks on a full pipe.
+        process.discard_stdout();
         Ok(Self {
             name: name.to_owned(),
-            addr,
-            pid,
-            child,
-            log: log.to_owned(),
+            addr: process.addr(),
+            pid: process.pid(),
+            process,
         })
     }
 
     /// SIGTERM, then SIGKILL if it has not exited within 15 s.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if self.child.try_wait()?.is_some() {
-            bail!("{} had already exited{}", self.name, tail(&self.log));
-        }
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status();
-        if tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let name = self.name;
+        self.process
+            .stop(STOP_GRACE)
             .await
-            .is_err()
-        {
-            self.child.kill().await?;
-        }
-        Ok(())
-    }
-}
-
-/// The last lines of a log file, for error messages.
-pub fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(10);
-    if lines.is_empty() {
-        String::new()
-    } else {
-        format!("\n--- {} ---\n{}", log.display(), lines[start..].join("\n"))
+            .with_context(|| format!("stopping {name}"))
     }
 }

@@ -11,7 +11,6 @@
 use std::{convert::Infallible, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context as _;
-use article_bench::grpc::take_frames;
 use bytes::{Bytes, BytesMut};
 use clap::Parser;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
@@ -22,6 +21,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
 };
+use testkit::grpc_web::{frame_bytes, take_frames};
 
 #[derive(Parser)]
 #[command(about = "Replays the captured ListArticles responses: the physical limit.")]
@@ -71,13 +71,7 @@ impl Canned {
         let mut buf = BytesMut::from(&web_body[..]);
         let web_chunks = take_frames(&mut buf)
             .into_iter()
-            .map(|(flag, payload)| {
-                let mut chunk = BytesMut::with_capacity(5 + payload.len());
-                chunk.extend_from_slice(&[flag]);
-                chunk.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-                chunk.extend_from_slice(&payload);
-                chunk.freeze()
-            })
+            .map(|(flag, payload)| frame_bytes(flag, &payload))
             .collect();
         Ok(Self {
             web_headers: read_headers(dir.join("web.headers"))?,
