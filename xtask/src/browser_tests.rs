@@ -1,7 +1,7 @@
-//! The browser tests (`web/tests/`, the hidden task `browser-tests` and a
-//! step of `test`): wasm-bindgen-test in headless Chromium and, where it can
-//! be installed, Firefox, against real `article-server`s this module starts
-//! and stops. Unix only in practice: the drain server is stopped with
+//! The browser tests (`browser/tests/` and `web/tests/`, the hidden task
+//! `browser-tests` and a step of `test`): wasm-bindgen-test in headless
+//! Chromium and, where it can be installed, Firefox, against real
+//! `article-server`s this module starts and stops. Unix only in practice: the drain server is stopped with
 //! `kill -TERM`.
 
 use std::env;
@@ -20,8 +20,9 @@ use crate::error::{Error, Result, fail};
 use crate::process::{quiet_success, run_command, step, target_dir, workspace_root};
 use crate::tools::{WASM_TARGET, ensure_cargo_tool, find_tool, tool_path};
 
-/// The browser tests (`web/tests/`): wasm-bindgen-test in headless Chromium
-/// and, where it can be installed, Firefox, against real servers.
+/// The browser tests (`grpc-browser`'s `browser/tests/` and `article-web`'s
+/// `web/tests/`): wasm-bindgen-test in headless Chromium and, where it can
+/// be installed, Firefox, against real servers.
 ///
 /// Installs what is missing (each step skipped when present): the
 /// wasm-bindgen-test-runner matching Cargo.lock, `chromium` and
@@ -33,9 +34,9 @@ use crate::tools::{WASM_TARGET, ensure_cargo_tool, find_tool, tool_path};
 /// database, a random token, 1 s heartbeats): the main one and a "drain"
 /// one, which gets SIGTERM once `grpc_server_handled_total` shows a
 /// `GetArticle` call on it (the drain test's signal; see
-/// `web/tests/grpc_web.rs`). Their URLs and the token reach the tests at
-/// compile time through cargo's `[env]` (`--config env.…`). Both servers
-/// are killed when the run ends, also on failure.
+/// `browser/tests/browser/resume.rs`). Their URLs and the token reach the
+/// tests at compile time through cargo's `[env]` (`--config env.…`). Both
+/// servers are killed when the run ends, also on failure.
 pub(crate) fn browser_tests() -> Result<()> {
     let root = workspace_root();
     step("browser tests: tools (wasm-bindgen-test-runner, chromium, firefox)");
@@ -137,11 +138,13 @@ pub(crate) fn browser_tests() -> Result<()> {
         };
 
         step(&format!(
-            "browser tests in {browser} (article-web, wasm-bindgen-test)"
+            "browser tests in {browser} (grpc-browser and article-web, wasm-bindgen-test)"
         ));
         let result = cargo_test_counted(
             &[
                 "test".to_owned(),
+                "-p".to_owned(),
+                "grpc-browser".to_owned(),
                 "-p".to_owned(),
                 "article-web".to_owned(),
                 "--target".to_owned(),

@@ -12,16 +12,17 @@
 //!      so this is idempotent and cheap on a warm machine;
 //!   2. `cargo fmt --all -- --check`;
 //!   3. `cargo clippy --workspace --all-targets -- -D warnings` (native);
-//!   4. clippy for `article-proto`, `article-web` and `article-wasm-decode`
-//!      (the benchmark's decode module) on `wasm32-unknown-unknown`;
+//!   4. clippy for `article-proto`, `article-web`, `grpc-browser` and
+//!      `article-wasm-decode` (the benchmark's decode module) on
+//!      `wasm32-unknown-unknown`;
 //!   5. builds `article-proto` (no default features) and `article-web` for
 //!      `wasm32-unknown-unknown`;
 //!   6. `cargo test --workspace --exclude article-web`, passing through any
 //!      arguments given after `--` (e.g. `cargo xtask test -- --nocapture`).
 //!
-//!   7. the browser tests (`web/tests/`) in headless Chromium and Firefox
-//!      against real servers; see `browser_tests.rs` (also the hidden task
-//!      `cargo xtask browser-tests`).
+//!   7. the browser tests (`browser/tests/`, `web/tests/`) in headless
+//!      Chromium and Firefox against real servers; see `browser_tests.rs`
+//!      (also the hidden task `cargo xtask browser-tests`).
 //!   8. the end-to-end UI tests (`tests/tests/e2e/`) driving the release
 //!      build of the app in headless Chromium over WebDriver; see
 //!      `e2e.rs` (also the hidden task `cargo xtask e2e`).

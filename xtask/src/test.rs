@@ -63,13 +63,17 @@ pub(crate) fn test(opts: &TestOptions) -> Result<()> {
             "warnings",
         ])?;
 
-        step("cargo clippy (wasm32: article-proto, article-web, article-wasm-decode)");
+        step(
+            "cargo clippy (wasm32: article-proto, article-web, grpc-browser, article-wasm-decode)",
+        );
         cargo(&[
             "clippy",
             "-p",
             "article-proto",
             "-p",
             "article-web",
+            "-p",
+            "grpc-browser",
             "-p",
             "article-wasm-decode",
             "--target",
