@@ -212,7 +212,7 @@ fn start(binary: &Path, token: &str) -> Result<Server> {
             Ok(0) | Err(_) => return fail("article-server exited before printing its URL"),
             Ok(_) => {}
         }
-        if let Some(url) = line.trim().strip_prefix("listening on ") {
+        if let Some(url) = testkit::listening::url(&line) {
             server.url = url.trim_end_matches('/').to_owned();
             break;
         }
