@@ -12,6 +12,7 @@ use std::{
     process::Stdio,
 };
 
+use article_server::Settings;
 use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
 use testkit::{ServerProcess, TIMEOUT, authed};
 use tokio::process::Command;
@@ -22,18 +23,22 @@ const BIN: &str = env!("CARGO_BIN_EXE_article-server");
 const ALICE_TOKEN: &str = "alice-process-token-0123";
 const BOB_TOKEN: &str = "bob-process-token-0123";
 
-/// Every flag `--help` must document.
-const FLAGS: [&str; 11] = [
+/// Every flag of the server; `help_lists_every_flag` checks this list is
+/// complete against the parser, and that `--help` documents each.
+const FLAGS: [&str; 14] = [
     "--listen",
-    "--database",
-    "--token",
     "--allow-origin",
     "--static-dir",
     "--max-message-bytes",
-    "--watch-heartbeat-secs",
-    "--demo-data",
     "--tls-cert",
     "--tls-key",
+    "--drain-secs",
+    "--database",
+    "--token",
+    "--watch-heartbeat-secs",
+    "--watch-retain",
+    "--list-cache-mib",
+    "--demo-data",
     "--log-format",
 ];
 
@@ -108,14 +113,47 @@ fn temp_dir() -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn help_lists_every_flag() {
+    let command = Settings::command_with_env();
+    let mut parsed: Vec<String> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_long())
+        .filter(|long| !matches!(*long, "help" | "version"))
+        .map(|long| format!("--{long}"))
+        .collect();
+    parsed.sort();
+    let mut listed = FLAGS.map(String::from).to_vec();
+    listed.sort();
+    assert_eq!(parsed, listed, "FLAGS lists every flag the server parses");
+
     let output = std::process::Command::new(BIN)
         .arg("--help")
+        .env_clear()
         .output()
         .expect("article-server --help runs");
     assert!(output.status.success(), "--help exits 0");
     let help = String::from_utf8_lossy(&output.stdout);
-    for flag in FLAGS {
-        assert!(help.contains(flag), "--help documents {flag}:\n{help}");
+    for arg in command.get_arguments() {
+        let Some(long) = arg.get_long().filter(|l| !matches!(*l, "help" | "version")) else {
+            continue;
+        };
+        assert!(
+            help.contains(&format!("--{long}")),
+            "--help documents --{long}:\n{help}"
+        );
+        assert!(
+            arg.get_help()
+                .is_some_and(|h| !h.to_string().trim().is_empty()),
+            "--{long} has a description"
+        );
+        let env = arg
+            .get_env()
+            .unwrap_or_else(|| panic!("--{long} has an environment variable"))
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            env.starts_with("ARTICLE_") && help.contains(&format!("[env: {env}")),
+            "--help names {env} for --{long}:\n{help}"
+        );
     }
 }
 
