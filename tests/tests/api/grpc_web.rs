@@ -906,11 +906,38 @@ async fn metrics_count_calls_by_method_and_code() {
 #[tokio::test]
 async fn gzip_request_is_accepted_native() {
     let server = TestServer::start().await;
+    let content = "compressible ".repeat(500);
+    // Framed by hand, so the request message certainly is compressed.
+    let request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(format!("{SERVICE}/CreateArticle"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-encoding", "gzip")
+        .header("authorization", bearer(ALICE))
+        .body(http_body_util::Full::new(compressed_frame(&create(
+            "gzipped by hand",
+            &content,
+            &[],
+        ))))
+        .expect("valid request");
+    let reply = raw::h2c(server.addr, request).await;
+    assert_eq!(reply.grpc_code(), Some(Code::Ok), "{reply:?}");
+    let frames = reply.web_frames();
+    let [(0, payload)] = frames.as_slice() else {
+        panic!("one uncompressed response message: {frames:?}");
+    };
+    let created = pb::CreateArticleResponse::decode(payload.clone())
+        .expect("the response decodes")
+        .article
+        .expect("article in response");
+    assert_eq!(created.content, content);
+
+    // tonic's client compressing its requests is accepted too.
     let mut client = server
         .client()
         .await
         .send_compressed(CompressionEncoding::Gzip);
-    let content = "compressible ".repeat(500);
     let created = client
         .create_article(authed(ALICE, create("gzipped", &content, &[])))
         .await

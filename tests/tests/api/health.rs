@@ -9,8 +9,6 @@ use tonic_health::pb::{
 
 use testkit::{TIMEOUT, article::TestServer};
 
-const ARTICLE_SERVICE: &str = "article.v1.ArticleService";
-
 async fn check(
     client: &mut HealthClient<tonic::transport::Channel>,
     service: &str,
@@ -35,7 +33,7 @@ async fn health_reports_serving_for_the_server_and_the_article_service() {
         ServingStatus::Serving
     );
     assert_eq!(
-        check(&mut client, ARTICLE_SERVICE)
+        check(&mut client, proto::SERVICE_NAME)
             .await
             .expect("ArticleService health check succeeds"),
         ServingStatus::Serving
@@ -129,9 +127,9 @@ async fn reflection_v1_lists_the_service_and_returns_its_file() {
             },
             ServerReflectionRequest {
                 host: String::new(),
-                message_request: Some(
-                    MessageRequest::FileContainingSymbol(ARTICLE_SERVICE.into(),)
-                ),
+                message_request: Some(MessageRequest::FileContainingSymbol(
+                    proto::SERVICE_NAME.into(),
+                )),
             },
         ]
     );
@@ -140,7 +138,7 @@ async fn reflection_v1_lists_the_service_and_returns_its_file() {
         panic!("expected a list of services, got {:?}", responses[0]);
     };
     let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
-    assert!(names.contains(&ARTICLE_SERVICE), "services: {names:?}");
+    assert!(names.contains(&proto::SERVICE_NAME), "services: {names:?}");
     assert!(
         names.contains(&"grpc.health.v1.Health"),
         "services: {names:?}"
@@ -170,9 +168,9 @@ async fn reflection_v1alpha_lists_the_service_and_returns_its_file() {
             },
             ServerReflectionRequest {
                 host: String::new(),
-                message_request: Some(
-                    MessageRequest::FileContainingSymbol(ARTICLE_SERVICE.into(),)
-                ),
+                message_request: Some(MessageRequest::FileContainingSymbol(
+                    proto::SERVICE_NAME.into(),
+                )),
             },
         ]
     );
@@ -181,7 +179,7 @@ async fn reflection_v1alpha_lists_the_service_and_returns_its_file() {
         panic!("expected a list of services, got {:?}", responses[0]);
     };
     let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
-    assert!(names.contains(&ARTICLE_SERVICE), "services: {names:?}");
+    assert!(names.contains(&proto::SERVICE_NAME), "services: {names:?}");
 
     let Some(MessageResponse::FileDescriptorResponse(files)) = &responses[1].message_response
     else {
