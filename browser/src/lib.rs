@@ -41,6 +41,9 @@
 //! * A [`Resumable`] retries every failure, also those that will not heal
 //!   (`UNAUTHENTICATED`, `INVALID_ARGUMENT`); it only shows
 //!   [`State::Reconnecting`]. It needs an increasing `i64` cursor.
+//! * Firefox resolves a streaming `fetch` only with the first bytes of the
+//!   body: there a quiet stream opens with the server's first message (see
+//!   [`Resumable::open_timeout`]).
 //! * Only `wasm32` targets: on others the crate is empty.
 #![cfg(target_arch = "wasm32")]
 #![warn(missing_docs)]

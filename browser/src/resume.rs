@@ -96,9 +96,9 @@ pub enum State {
 ///   50–100 % of the nominal one) so that many clients do not come back at
 ///   once. A successful open resets it.
 /// * Reopening asks for the items after the last item delivered.
-///   `OUT_OF_RANGE` (on opening or on the stream) drops the cursor: the
-///   stream is reopened from now on, immediately when opening failed so,
-///   and [`Event::Resync`] follows.
+///   `OUT_OF_RANGE` (the server no longer has them all) drops the cursor:
+///   the stream is reopened from now on (at once if it was the opening that
+///   failed), and [`Event::Resync`] follows.
 /// * Any item, heartbeats included, proves the stream alive. Once two
 ///   heartbeats have arrived, the silence limit becomes three heartbeat
 ///   intervals (between 3 s and 120 s), following the server's rhythm.
