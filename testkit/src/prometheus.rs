@@ -108,8 +108,14 @@ plain 7
         assert_eq!(calls[0].value, 2.0);
         assert_eq!(total(TEXT, "calls_total", &[]), 5.0);
         assert_eq!(total(TEXT, "calls_total", &[("code", "OK")]), 3.0);
-        assert_eq!(total(TEXT, "latency_seconds_count", &[("method", "Get")]), 2.0);
-        assert_eq!(samples(TEXT, "odd")[0].label("v"), Some("a \"quoted\", comma"));
+        assert_eq!(
+            total(TEXT, "latency_seconds_count", &[("method", "Get")]),
+            2.0
+        );
+        assert_eq!(
+            samples(TEXT, "odd")[0].label("v"),
+            Some("a \"quoted\", comma")
+        );
         assert_eq!(samples(TEXT, "plain")[0].value, 7.0);
         assert!(samples(TEXT, "missing").is_empty());
     }
