@@ -471,3 +471,76 @@ async fn json_log_lines_are_objects_and_a_call_line_has_its_fields() {
         "the bearer token never appears in the logs:\n{stderr}"
     );
 }
+
+/// A memory figure of process `pid` in bytes from `/proc/<pid>/status`:
+/// `VmRSS` (resident now) or `VmHWM` (the peak so far).
+fn proc_status_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("/proc/<pid>/status of the server is readable");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|kib| kib.trim().parse().ok())
+        .unwrap_or_else(|| panic!("/proc/<pid>/status has a {field} line in kB"));
+    kib * 1024
+}
+
+#[tokio::test]
+async fn a_256_mib_import_is_stored_whole_without_growing_memory_by_64_mib() {
+    const MESSAGES: usize = 4096;
+    const CONTENT: usize = 64 * 1024;
+    let (dir, db) = temp_dir();
+    let token = format!("alice={ALICE_TOKEN}");
+    let server = ServerProcess::start(command_with(dir.path(), &db, &["--token", &token])).await;
+    let mut client = connect(&server).await;
+    // Warm up: the first write opens the pool's connections and caches.
+    create(&mut client, ALICE_TOKEN, "before the import").await;
+    let before = proc_status_bytes(server.pid(), "VmRSS");
+
+    let messages = futures::stream::iter((0..MESSAGES).map(|i| pb::CreateArticleRequest {
+        title: format!("big {i}"),
+        // Distinct per message, so nothing can be shared or deduplicated.
+        content: format!("{i:08}").repeat(CONTENT / 8),
+        tags: vec!["big".into()],
+    }));
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        client.import_articles(authed(ALICE_TOKEN, messages)),
+    )
+    .await
+    .expect("the 256 MiB import answers within 120 s")
+    .expect("the 256 MiB import is accepted")
+    .into_inner();
+    let (after, peak) = (
+        proc_status_bytes(server.pid(), "VmRSS"),
+        proc_status_bytes(server.pid(), "VmHWM"),
+    );
+    let mib = |bytes: u64| bytes as f64 / 1048576.0;
+    eprintln!(
+        "import of {MESSAGES} x {CONTENT} B: server RSS {:.1} MiB before, {:.1} MiB after, \
+         peak {:.1} MiB",
+        mib(before),
+        mib(after),
+        mib(peak)
+    );
+
+    assert_eq!(response.ids.len(), MESSAGES, "every message is stored");
+    assert_eq!(total_count(&mut client).await, MESSAGES as i64 + 1);
+    let last = client
+        .get_article(pb::GetArticleRequest {
+            id: response.ids[MESSAGES - 1],
+        })
+        .await
+        .expect("the last imported article is readable")
+        .into_inner()
+        .article
+        .expect("article in the response");
+    assert_eq!(last.content.len(), CONTENT);
+    // The peak, not just the end: memory freed after the commit counts too.
+    assert!(
+        peak.saturating_sub(before) < 64 * 1024 * 1024,
+        "a 256 MiB import grows the server's RSS by less than 64 MiB: \
+         {before} bytes before, peak {peak}, {after} after"
+    );
+}

@@ -43,6 +43,14 @@ pub enum ArticleError {
     WatcherLagged(u64),
     #[error("server is shutting down")]
     ShuttingDown,
+    #[error("the database disk is full; nothing was written (reads still work)")]
+    DiskFull(#[source] anyhow::Error),
+    #[error(
+        "the database is busy with another write (such as a long import); nothing was written, try again"
+    )]
+    Busy(#[source] anyhow::Error),
+    #[error("the database could not be read or written (I/O error); try again later")]
+    Io(#[source] anyhow::Error),
     #[error("storage failed")]
     Storage(#[source] anyhow::Error),
 }
@@ -60,12 +68,6 @@ impl ArticleError {
     }
 
     pub fn storage(err: impl Into<anyhow::Error>) -> Self {
-        Self::Storage(err.into())
-    }
-}
-
-impl From<sqlx::Error> for ArticleError {
-    fn from(err: sqlx::Error) -> Self {
         Self::Storage(err.into())
     }
 }
@@ -89,6 +91,18 @@ impl From<ArticleError> for Status {
             ArticleError::OutOfRange(msg) => Status::out_of_range(msg),
             ArticleError::WatcherLagged(_) => Status::resource_exhausted(err.to_string()),
             ArticleError::ShuttingDown => Status::unavailable(err.to_string()),
+            ArticleError::DiskFull(ref source) => {
+                tracing::warn!(error = format!("{source:#}"), "database disk full");
+                Status::resource_exhausted(err.to_string())
+            }
+            ArticleError::Busy(ref source) => {
+                tracing::warn!(error = format!("{source:#}"), "database busy");
+                Status::unavailable(err.to_string())
+            }
+            ArticleError::Io(ref source) => {
+                tracing::error!(error = format!("{source:#}"), "database I/O error");
+                Status::unavailable(err.to_string())
+            }
             ArticleError::Storage(source) => {
                 // The cause chain goes to the log, never to the client.
                 tracing::error!(error = format!("{source:#}"), "storage error");
@@ -115,6 +129,18 @@ mod tests {
             .expect("BadRequest details");
         assert_eq!(br.field_violations.len(), 2);
         assert_eq!(br.field_violations[0].field, "title");
+    }
+
+    #[test]
+    fn a_full_disk_is_resource_exhausted_without_driver_text() {
+        let status: Status =
+            ArticleError::DiskFull(anyhow::anyhow!("(code: 13) database or disk is full")).into();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.message().contains("the database disk is full"));
+        assert!(!status.message().contains("code: 13"));
+        let busy: Status = ArticleError::Busy(anyhow::anyhow!("(code: 5) locked")).into();
+        assert_eq!(busy.code(), Code::Unavailable);
+        assert!(!busy.message().contains("code: 5"));
     }
 
     #[test]

@@ -1,8 +1,13 @@
 //! The `article.v1.ArticleService` gRPC surface: converts between protobuf
 //! and the domain in one place and maps every error through
 //! `From<ArticleError> for Status`.
+//!
+//! ImportArticles writes each message into one open transaction as it
+//! arrives (memory bounded by one message, not by the import) and commits
+//! at the end; an invalid message, a broken stream or a stall longer than
+//! [`IMPORT_IDLE_TIMEOUT`] rolls everything back.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use futures::{StreamExt, TryStreamExt};
 use prost_types::Timestamp;
@@ -12,13 +17,18 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{
     Article, ArticleDraft, ArticleError, FieldViolation, ListQuery,
     cache::ListCache,
-    store::{ArticleStore, Change, ChangeKind},
+    store::{ArticleStore, Change, ChangeKind, ImportBatch},
     watch::{ChangeFeed, WatchItem},
 };
 use crate::auth::Tokens;
 
-/// Most articles one `ImportArticles` call may carry.
+/// Most articles one `ImportArticles` call may carry: an import holds the
+/// database's write lock until it ends, so it must end.
 pub const MAX_IMPORT_ARTICLES: usize = 100_000;
+
+/// How long an open import may wait for its next message. Its transaction
+/// holds the write lock meanwhile, so a stalled client must not keep it.
+pub const IMPORT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The gRPC implementation, cheap to clone.
 #[derive(Clone)]
@@ -218,46 +228,61 @@ impl ArticleService for ArticleGrpc {
     ) -> Result<Response<pb::ImportArticlesResponse>, Status> {
         let author = self.tokens.authenticate(request.metadata())?;
         let mut messages = request.into_inner();
-        let mut drafts = Vec::new();
-        let mut index = 0usize;
-        while let Some(message) = messages.try_next().await? {
-            if drafts.len() == MAX_IMPORT_ARTICLES {
+        // Opened with the first valid message; rolled back if dropped.
+        let mut batch: Option<Box<dyn ImportBatch + '_>> = None;
+        let mut ids = Vec::new();
+        loop {
+            let next = if batch.is_some() {
+                tokio::time::timeout(IMPORT_IDLE_TIMEOUT, messages.try_next())
+                    .await
+                    .map_err(|_| {
+                        Status::deadline_exceeded(format!(
+                            "no import message for {} s while the import held the database's \
+                             write lock; nothing was imported",
+                            IMPORT_IDLE_TIMEOUT.as_secs()
+                        ))
+                    })??
+            } else {
+                messages.try_next().await?
+            };
+            let Some(message) = next else { break };
+            if ids.len() == MAX_IMPORT_ARTICLES {
                 return Err(Status::resource_exhausted(format!(
                     "an import may carry at most {MAX_IMPORT_ARTICLES} articles; split it"
                 )));
             }
-            match ArticleDraft::try_from(message) {
-                Ok(draft) => drafts.push(draft),
-                Err(violations) => {
-                    let summary = violations
-                        .iter()
-                        .map(|v| v.description.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    let violations = violations
-                        .into_iter()
-                        .map(|v| {
-                            FieldViolation::new(
-                                v.field,
-                                format!("message {index}: {}", v.description),
-                            )
-                        })
-                        .collect();
-                    return Err(ArticleError::Validation {
-                        message: format!(
-                            "message {index} is invalid, nothing was imported: {summary}"
-                        ),
-                        violations,
-                    }
-                    .into());
-                }
-            }
-            index += 1;
+            let draft = ArticleDraft::try_from(message)
+                .map_err(|violations| invalid_import_message(ids.len(), violations))?;
+            let open = match batch.take() {
+                Some(open) => open,
+                None => self.store.begin_import(&author).await?,
+            };
+            ids.push(batch.insert(open).add(draft).await?);
         }
-        let created = self.store.import(&author, drafts).await?;
+        if let Some(batch) = batch {
+            batch.commit().await?;
+        }
         Ok(Response::new(pb::ImportArticlesResponse {
-            created_count: created.len() as i32,
-            ids: created.into_iter().map(|a| a.id).collect(),
+            created_count: ids.len() as i32,
+            ids,
         }))
     }
+}
+
+/// INVALID_ARGUMENT for import message `index`, every violation named.
+fn invalid_import_message(index: usize, violations: Vec<FieldViolation>) -> Status {
+    let summary = violations
+        .iter()
+        .map(|v| v.description.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let violations = violations
+        .into_iter()
+        .map(|v| FieldViolation::new(v.field, format!("message {index}: {}", v.description)))
+        .collect();
+    ArticleError::Validation {
+        message: format!("message {index} is invalid, nothing was imported: {summary}"),
+        violations,
+    }
+    .into()
 }

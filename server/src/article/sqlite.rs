@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 
 use super::{
     Article, ArticleDraft, ArticleError, ListQuery, Page,
-    store::{ArticleStore, Change, ChangeKind, SequenceBounds, StoreResult},
+    store::{ArticleStore, Change, ChangeKind, ImportBatch, SequenceBounds, StoreResult},
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -150,6 +150,29 @@ impl SqliteStore {
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+}
+
+/// An import's open `BEGIN IMMEDIATE` transaction; rolled back on drop.
+struct SqliteImport<'a> {
+    store: &'a SqliteStore,
+    tx: Transaction<'static, Sqlite>,
+    author: String,
+    now: i64,
+}
+
+#[async_trait]
+impl ImportBatch for SqliteImport<'_> {
+    async fn add(&mut self, draft: ArticleDraft) -> StoreResult<i64> {
+        let article = SqliteStore::insert(&mut self.tx, &self.author, &draft, self.now).await?;
+        self.store
+            .record(&mut self.tx, "created", Some(&article), article.id, None)
+            .await?;
+        Ok(article.id)
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.store.commit(self.tx).await
     }
 }
 
@@ -290,18 +313,13 @@ impl ArticleStore for SqliteStore {
         self.commit(tx).await
     }
 
-    async fn import(&self, author: &str, drafts: Vec<ArticleDraft>) -> StoreResult<Vec<Article>> {
-        let mut tx = self.write_tx().await?;
-        let now = now_micros();
-        let mut created = Vec::with_capacity(drafts.len());
-        for draft in &drafts {
-            let article = Self::insert(&mut tx, author, draft, now).await?;
-            self.record(&mut tx, "created", Some(&article), article.id, None)
-                .await?;
-            created.push(article);
-        }
-        self.commit(tx).await?;
-        Ok(created)
+    async fn begin_import(&self, author: &str) -> StoreResult<Box<dyn ImportBatch + '_>> {
+        Ok(Box::new(SqliteImport {
+            store: self,
+            tx: self.write_tx().await?,
+            author: author.to_owned(),
+            now: now_micros(),
+        }))
     }
 
     async fn changes_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Change>> {
@@ -371,6 +389,33 @@ async fn insert_tags(
             .await?;
     }
     Ok(())
+}
+
+/// SQLite's answers that a caller can act on get their own errors: a full
+/// disk (writes fail, reads work, writes work again once space is freed), a
+/// write lock held past the busy timeout, an I/O error. The rest is
+/// `Storage` (INTERNAL).
+impl From<sqlx::Error> for ArticleError {
+    fn from(err: sqlx::Error) -> Self {
+        const SQLITE_BUSY: i32 = 5;
+        const SQLITE_LOCKED: i32 = 6;
+        const SQLITE_IOERR: i32 = 10;
+        const SQLITE_FULL: i32 = 13;
+        let primary = match &err {
+            sqlx::Error::Database(db) => db
+                .code()
+                .and_then(|code| code.parse::<i32>().ok())
+                .map(|code| code & 0xff),
+            sqlx::Error::PoolTimedOut => Some(SQLITE_BUSY),
+            _ => None,
+        };
+        match primary {
+            Some(SQLITE_FULL) => Self::DiskFull(err.into()),
+            Some(SQLITE_BUSY | SQLITE_LOCKED) => Self::Busy(err.into()),
+            Some(SQLITE_IOERR) => Self::Io(err.into()),
+            _ => Self::Storage(err.into()),
+        }
+    }
 }
 
 fn search_text(draft: &ArticleDraft) -> String {

@@ -59,6 +59,15 @@ pub struct SequenceBounds {
 
 pub type StoreResult<T> = Result<T, ArticleError>;
 
+/// An import in progress (see [`ArticleStore::begin_import`]).
+#[async_trait]
+pub trait ImportBatch: Send {
+    /// Writes one article into the open transaction; its id.
+    async fn add(&mut self, draft: ArticleDraft) -> StoreResult<i64>;
+    /// Commits every added article at once; durable when it returns `Ok`.
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}
+
 /// Article storage. Writes are durable when they return `Ok`.
 #[async_trait]
 pub trait ArticleStore: Send + Sync + 'static {
@@ -76,8 +85,23 @@ pub trait ArticleStore: Send + Sync + 'static {
         expected_version: i64,
     ) -> StoreResult<Article>;
     async fn delete(&self, id: i64) -> StoreResult<()>;
-    /// Creates all articles in one transaction, or none.
-    async fn import(&self, author: &str, drafts: Vec<ArticleDraft>) -> StoreResult<Vec<Article>>;
+    /// Opens the one write transaction of an import by `author`: articles
+    /// are written as they are added (memory stays bounded by one
+    /// article), invisible to readers and watchers until
+    /// [`ImportBatch::commit`]; dropping the batch rolls all of them back.
+    /// Other writes wait while the batch is open (see the implementation
+    /// for how long).
+    async fn begin_import(&self, author: &str) -> StoreResult<Box<dyn ImportBatch + '_>>;
+    /// Creates all articles in one transaction, or none; their ids in order.
+    async fn import(&self, author: &str, drafts: Vec<ArticleDraft>) -> StoreResult<Vec<i64>> {
+        let mut batch = self.begin_import(author).await?;
+        let mut ids = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            ids.push(batch.add(draft).await?);
+        }
+        batch.commit().await?;
+        Ok(ids)
+    }
     /// Up to `limit` changes with a sequence above `after`, oldest first.
     async fn changes_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Change>>;
     async fn sequence_bounds(&self) -> StoreResult<SequenceBounds>;

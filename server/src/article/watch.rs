@@ -32,6 +32,10 @@ use super::{
 /// Changes a watcher may have waiting before it is cut off.
 pub const WATCHER_BACKLOG: usize = 4096;
 const REPLAY_BATCH: u32 = 256;
+/// Changes read from the log at a time after a commit. A change carries
+/// its article (up to ~100 KB of content), so this bounds the feed's
+/// memory after a large import to a few MiB.
+const PUBLISH_BATCH: u32 = 64;
 
 /// What a watch stream yields.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -201,7 +205,7 @@ impl Inner {
     async fn publish_new(&self) -> Result<(), ArticleError> {
         loop {
             let from = *self.published.lock().unwrap_or_else(|e| e.into_inner());
-            let changes = self.store.changes_after(from, 1024).await?;
+            let changes = self.store.changes_after(from, PUBLISH_BATCH).await?;
             let n = changes.len();
             {
                 let mut published = self.published.lock().unwrap_or_else(|e| e.into_inner());
@@ -214,7 +218,7 @@ impl Inner {
                     let _ = self.tx.send(Arc::new(change));
                 }
             }
-            if n < 1024 {
+            if n < PUBLISH_BATCH as usize {
                 // Pruning only what watchers have been sent keeps a live
                 // watcher gap-free however large one transaction is.
                 let published = *self.published.lock().unwrap_or_else(|e| e.into_inner());

@@ -9,6 +9,7 @@ mod example;
 mod grpc_web;
 mod health;
 mod import;
+mod import_lock;
 mod limits;
 mod list;
 mod shutdown;
