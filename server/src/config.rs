@@ -2,9 +2,10 @@
 //!
 //! Every flag has an environment variable of the same meaning (clap `env`),
 //! so `--listen` and `ARTICLE_LISTEN` are one setting. Tokens are secrets:
-//! they are never printed by `Debug` and never logged.
+//! they are never printed by `Debug` and never logged; `--tokens-file`
+//! keeps them out of the process list as well.
 
-use std::{ffi::OsString, fmt, str::FromStr};
+use std::{ffi::OsString, fmt, path::PathBuf, str::FromStr};
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, ValueEnum};
 use grpc_runtime::RuntimeArgs;
@@ -49,6 +50,13 @@ pub struct Settings {
     )]
     pub tokens: Vec<TokenSpec>,
 
+    /// File of write tokens, one `NAME=TOKEN` or `NAME=sha256:<64 hex digits>`
+    /// per line (`#` comments, blank lines); re-read on SIGHUP without
+    /// dropping connections. Unlike --token, keeps secrets out of the
+    /// process list; with a digest, out of the file too.
+    #[arg(long, env = "ARTICLE_TOKENS_FILE", value_name = "PATH")]
+    pub tokens_file: Option<PathBuf>,
+
     /// Seconds between heartbeat events on WatchArticles streams.
     #[arg(long, env = "ARTICLE_WATCH_HEARTBEAT_SECS", default_value_t = 15,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -79,6 +87,7 @@ impl fmt::Debug for Settings {
             .field("runtime", &self.runtime)
             .field("database_url", &self.database_url)
             .field("tokens", &self.tokens)
+            .field("tokens_file", &self.tokens_file)
             .field("watch_heartbeat_secs", &self.watch_heartbeat_secs)
             .field("watch_retain", &self.watch_retain)
             .field("list_cache_mib", &self.list_cache_mib)

@@ -1,5 +1,6 @@
 //! `article-server`: parses settings, starts the application, prints the
-//! URL (and a generated token) on stdout, and serves until SIGTERM/SIGINT.
+//! URL (and a generated token) on stdout, and serves until SIGTERM/SIGINT;
+//! SIGHUP re-reads `--tokens-file`.
 
 use std::io::Write as _;
 
@@ -24,6 +25,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     // Before the "listening" line: scripts take it to mean "ready", and a
     // SIGTERM sent then must already mean a graceful stop.
     let signal = grpc_runtime::shutdown_signal();
+    app.reload_tokens_on_sighup()?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {}", app.url())?;
     if let Some(token) = app.generated_token() {

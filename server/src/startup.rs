@@ -26,6 +26,7 @@ pub struct Application {
     generated_token: Option<TokenSpec>,
     feed: ChangeFeed,
     lists: Arc<ListCache>,
+    tokens: Arc<Tokens>,
 }
 
 impl Application {
@@ -61,22 +62,29 @@ impl Application {
         )
         .await?;
 
-        let (tokens, generated_token) = if settings.tokens.is_empty() {
-            let token = Tokens::generate("admin");
-            (vec![token.clone()], Some(token))
-        } else {
-            (settings.tokens.clone(), None)
+        let (tokens, generated_token) = match &settings.tokens_file {
+            Some(file) => {
+                let tokens = Tokens::with_file(settings.tokens.clone(), file.clone()).await?;
+                if tokens.is_empty() {
+                    tracing::warn!(
+                        file = %file.display(),
+                        "the tokens file holds no token: writes are refused until it does (SIGHUP reloads it)"
+                    );
+                }
+                (tokens, None)
+            }
+            None if settings.tokens.is_empty() => {
+                let token = Tokens::generate("admin");
+                (Tokens::new(vec![token.clone()]), Some(token))
+            }
+            None => (Tokens::new(settings.tokens.clone()), None),
         };
+        let tokens = Arc::new(tokens);
         let lists = Arc::new(ListCache::new(
             settings.list_cache_mib.saturating_mul(1024 * 1024),
             &metrics,
         ));
-        let articles = ArticleGrpc::new(
-            store.clone(),
-            feed.clone(),
-            Arc::new(Tokens::new(tokens)),
-            lists.clone(),
-        );
+        let articles = ArticleGrpc::new(store.clone(), feed.clone(), tokens.clone(), lists.clone());
 
         let closing = feed.clone();
         let builder = RuntimeBuilder::new()
@@ -97,6 +105,7 @@ impl Application {
             generated_token,
             feed,
             lists,
+            tokens,
         })
     }
 
@@ -112,6 +121,41 @@ impl Application {
     /// The token generated because none was configured.
     pub fn generated_token(&self) -> Option<&TokenSpec> {
         self.generated_token.as_ref()
+    }
+
+    /// Re-reads `--tokens-file` (see [`Tokens::reload`]): the number of
+    /// tokens it now holds; on an error the previous tokens stay.
+    pub async fn reload_tokens(&self) -> anyhow::Result<usize> {
+        self.tokens.reload().await
+    }
+
+    /// With `--tokens-file`, re-reads it on every SIGHUP for as long as the
+    /// process runs (a bad file is logged and the previous tokens stay);
+    /// without, does nothing and SIGHUP keeps its default action. Installs
+    /// a process-wide signal handler, so the binary calls it, not tests.
+    pub fn reload_tokens_on_sighup(&self) -> anyhow::Result<()> {
+        if self.tokens.file().is_none() {
+            return Ok(());
+        }
+        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
+        let tokens = Arc::downgrade(&self.tokens);
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let Some(tokens) = tokens.upgrade() else {
+                    break;
+                };
+                match tokens.reload().await {
+                    Ok(n) => tracing::info!(tokens = n, "SIGHUP: tokens file reloaded"),
+                    // The error names file and line, never a token.
+                    Err(err) => tracing::error!(
+                        error = format!("{err:#}"),
+                        "SIGHUP: tokens file not reloaded; the previous tokens stay"
+                    ),
+                }
+            }
+        });
+        Ok(())
     }
 
     /// A handle that reports the ListArticles cache's hits and misses.

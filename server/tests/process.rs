@@ -1,8 +1,9 @@
 //! The `article-server` binary as real processes: flags and their
 //! environment variables, the stdout contract (the URL line, a generated
 //! token printed once and never logged), demo data, durability of
-//! acknowledged writes across `kill -9`, exit 0 on SIGTERM/SIGINT, and
-//! JSON log lines.
+//! acknowledged writes across `kill -9`, exit 0 on SIGTERM/SIGINT, JSON
+//! log lines, the tokens file (kept out of the process list, reloaded on
+//! SIGHUP on open connections), and the memory a 256 MiB import takes.
 //!
 //! Every child is killed when its guard drops, so a failing test leaves no
 //! server behind.
@@ -14,7 +15,7 @@ use std::{
 
 use article_server::Settings;
 use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
-use testkit::{ServerProcess, TIMEOUT, authed};
+use testkit::{ServerProcess, TIMEOUT, authed, wait_for};
 use tokio::process::Command;
 use tonic::{Code, metadata::MetadataValue, transport::Channel};
 
@@ -25,7 +26,7 @@ const BOB_TOKEN: &str = "bob-process-token-0123";
 
 /// Every flag of the server; `help_lists_every_flag` checks this list is
 /// complete against the parser, and that `--help` documents each.
-const FLAGS: [&str; 14] = [
+const FLAGS: [&str; 15] = [
     "--listen",
     "--allow-origin",
     "--static-dir",
@@ -35,6 +36,7 @@ const FLAGS: [&str; 14] = [
     "--drain-secs",
     "--database",
     "--token",
+    "--tokens-file",
     "--watch-heartbeat-secs",
     "--watch-retain",
     "--list-cache-mib",
@@ -543,4 +545,141 @@ async fn a_256_mib_import_is_stored_whole_without_growing_memory_by_64_mib() {
         "a 256 MiB import grows the server's RSS by less than 64 MiB: \
          {before} bytes before, peak {peak}, {after} after"
     );
+}
+
+fn sha256_hex(token: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn tokens_file_keeps_tokens_out_of_the_process_list() {
+    let (dir, db) = temp_dir();
+    let file = dir.path().join("tokens");
+    std::fs::write(&file, format!("# writers\nalice={ALICE_TOKEN}\n")).expect("tokens file");
+    let server = ServerProcess::start(command_with(
+        dir.path(),
+        &db,
+        &["--tokens-file", &file.display().to_string()],
+    ))
+    .await;
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", server.pid()))
+        .expect("/proc/<pid>/cmdline is readable");
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(
+        cmdline.contains("--tokens-file"),
+        "this is the server's command line: {cmdline}"
+    );
+    assert!(
+        !cmdline.contains(ALICE_TOKEN),
+        "no token in /proc/<pid>/cmdline: {cmdline}"
+    );
+    let article = create(&mut connect(&server).await, ALICE_TOKEN, "from the file").await;
+    assert_eq!(
+        article.author, "alice",
+        "the file's token writes as its NAME"
+    );
+    assert!(
+        !server.stderr().contains(ALICE_TOKEN),
+        "no token in the log"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_tokens_file_stops_startup_naming_file_and_line_but_not_the_secret() {
+    let (dir, db) = temp_dir();
+    let file = dir.path().join("tokens");
+    std::fs::write(&file, "alice=fine-long-token\nbob=tiny\n").expect("tokens file");
+    let output = command_with(
+        dir.path(),
+        &db,
+        &["--tokens-file", &file.display().to_string()],
+    )
+    .output()
+    .await
+    .expect("the server runs");
+    assert!(!output.status.success(), "a bad tokens file is fatal");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&file.display().to_string()) && stderr.contains("line 2"),
+        "the error names the file and the line: {stderr}"
+    );
+    assert!(
+        !stderr.contains("tiny") && !stderr.contains("fine-long-token"),
+        "the error echoes no token: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_tokens_file_on_open_connections() {
+    const NEW_TOKEN: &str = "alice-rotated-token-4567";
+    let (dir, db) = temp_dir();
+    let file = dir.path().join("tokens");
+    std::fs::write(&file, format!("alice={ALICE_TOKEN}\n")).expect("tokens file");
+    let server = ServerProcess::start(command_with(
+        dir.path(),
+        &db,
+        &["--tokens-file", &file.display().to_string()],
+    ))
+    .await;
+    // One channel for the whole test, and a watch stream on it: were the
+    // connection dropped, the stream would end.
+    let mut client = connect(&server).await;
+    let mut watch = client
+        .watch_articles(pb::WatchArticlesRequest::default())
+        .await
+        .expect("WatchArticles opens")
+        .into_inner();
+    create(&mut client, ALICE_TOKEN, "with the old token").await;
+
+    // Only the digest: the file need not hold the new secret.
+    std::fs::write(&file, format!("alice=sha256:{}\n", sha256_hex(NEW_TOKEN)))
+        .expect("tokens file rewritten");
+    server.signal("HUP");
+    wait_for("the SIGHUP reload to be logged", || {
+        server.stderr().contains("tokens file reloaded")
+    })
+    .await;
+
+    let article = create(&mut client, NEW_TOKEN, "with the new token").await;
+    assert_eq!(article.author, "alice");
+    let old = client
+        .create_article(authed(ALICE_TOKEN, draft("old token again")))
+        .await
+        .expect_err("the replaced token is refused");
+    assert_eq!(old.code(), Code::Unauthenticated, "{old:?}");
+
+    // The stream opened before the reload sees both writes, on the same connection.
+    let mut titles = Vec::new();
+    while titles.len() < 2 {
+        let event = tokio::time::timeout(TIMEOUT, watch.message())
+            .await
+            .expect("the watch stream delivers in time")
+            .expect("the watch stream is still up after SIGHUP")
+            .expect("the watch stream has not ended");
+        if let Some(pb::article_event::Event::Created(a)) = event.event {
+            titles.push(a.title);
+        }
+    }
+    assert_eq!(titles, ["with the old token", "with the new token"]);
+
+    // A bad file on reload keeps the tokens in force and logs no secret.
+    std::fs::write(&file, "alice=s3cr\n").expect("tokens file rewritten");
+    server.signal("HUP");
+    wait_for("the failed reload to be logged", || {
+        server.stderr().contains("not reloaded")
+    })
+    .await;
+    create(&mut client, NEW_TOKEN, "still the new token").await;
+    let log = server.stderr();
+    assert!(log.contains("line 1"), "the error names the line: {log}");
+    for secret in ["s3cr", NEW_TOKEN, ALICE_TOKEN] {
+        assert!(
+            !log.contains(secret),
+            "the log holds no token ({secret}): {log}"
+        );
+    }
 }
