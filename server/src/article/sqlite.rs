@@ -15,7 +15,7 @@ use std::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{
-    Row, Sqlite, SqlitePool, Transaction,
+    Connection as _, Row, Sqlite, SqlitePool, Transaction,
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
     },
@@ -73,7 +73,15 @@ impl SqliteStore {
                 .idle_timeout(None)
                 .max_lifetime(None)
         } else {
-            SqlitePoolOptions::new().max_connections(8)
+            SqlitePoolOptions::new()
+                .max_connections(8)
+                // After SQLITE_FULL or an I/O error SQLite may already have
+                // rolled the transaction back; sqlx's ROLLBACK then fails and
+                // the connection would stay "in a transaction" for sqlx, and
+                // refuse every later BEGIN. Such a connection is closed (a
+                // fresh one replaces it), so writes work again once the disk
+                // has room, without a restart.
+                .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
         }
         .connect_with(options)
         .await?;

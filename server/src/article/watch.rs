@@ -222,7 +222,12 @@ impl Inner {
                 // Pruning only what watchers have been sent keeps a live
                 // watcher gap-free however large one transaction is.
                 let published = *self.published.lock().unwrap_or_else(|e| e.into_inner());
-                return self.store.prune_changes(published).await;
+                // Everything is published; pruning is housekeeping that the
+                // next commit tries again (on a full disk it cannot run).
+                if let Err(err) = self.store.prune_changes(published).await {
+                    tracing::warn!(error = %err, "change log not pruned; tried again after the next commit");
+                }
+                return Ok(());
             }
         }
     }
