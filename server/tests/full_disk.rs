@@ -1,7 +1,7 @@
 //! The database on a filesystem that fills up: a size-limited tmpfs
 //! mounted for the test (needs root; the test fails, naming why, if the
 //! mount is refused). Writes fail with RESOURCE_EXHAUSTED "the database
-//! disk is full" instead of INTERNAL, reads go on, nothing acknowledged is
+//! disk is full" instead of INTERNAL (an import stores nothing), reads go on, nothing acknowledged is
 //! lost, `PRAGMA integrity_check` is ok, and once space is freed writes
 //! succeed again in the same server.
 
@@ -147,6 +147,14 @@ async fn a_full_disk_refuses_writes_clearly_keeps_reads_and_recovers_without_a_r
         .await
         .expect_err("the disk is still full");
     assert_eq!(again.code(), Code::ResourceExhausted, "{again:?}");
+    let import = client
+        .import_articles(authed(
+            ALICE,
+            futures::stream::iter((0..3).map(|i| big(&format!("imported {i}")))),
+        ))
+        .await
+        .expect_err("an import on a full disk is refused");
+    assert_eq!(import.code(), Code::ResourceExhausted, "{import:?}");
 
     // Reads keep working, and see exactly the acknowledged writes.
     for article in &acknowledged {

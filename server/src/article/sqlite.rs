@@ -2,6 +2,11 @@
 //! here: WAL with `synchronous=FULL` so an acknowledged write survives a
 //! crash, `BEGIN IMMEDIATE` for writes so concurrent writers queue instead
 //! of failing, and `sqlite::memory:` on a single shared connection.
+//!
+//! Limits: a writer queues for at most the busy timeout (10 s), then gets
+//! `Busy` (UNAVAILABLE); an open import holds the lock for its whole
+//! length. With `sqlite::memory:` an open import also holds the one
+//! connection, so reads wait for it too.
 
 use std::{
     str::FromStr,
