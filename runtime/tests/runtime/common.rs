@@ -1,55 +1,35 @@
-//! What the runtime's tests share: the Echo service mounted on a builder,
-//! the assembled service called in-process, a server spawned on
-//! 127.0.0.1:0, raw HTTP/1.1 and h2c exchanges, and gRPC-web framing
-//! written by hand (the tests check the wire format itself).
-//!
-//! Tests are silent unless `TEST_LOG` is set (e.g. `TEST_LOG=debug`).
+//! What the runtime's tests share beyond the test kit: the Echo service
+//! mounted on a builder, the assembled service called in-process, a
+//! runtime spawned on 127.0.0.1:0, and a probe for requests that reached
+//! the service.
 
 #![allow(dead_code)]
 
 use std::{
-    future::Future,
     net::SocketAddr,
-    sync::{Arc, Once},
+    sync::Arc,
     task::{Context, Poll},
-    time::Duration,
 };
 
 use axum::Router;
-use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
-use grpc_runtime::{Runtime, RuntimeBuilder, configure_service};
+use bytes::Bytes;
+use grpc_runtime::{RuntimeBuilder, configure_service};
 use http_body_util::{BodyExt as _, Full};
-use testkit::echo::{Echo, EchoServiceServer, FILE_DESCRIPTOR_SET};
-use tokio::{
-    sync::{Semaphore, oneshot},
-    task::JoinHandle,
+use hyper::body::Incoming;
+use testkit::{
+    SpawnedServer, TIMEOUT,
+    echo::{Echo, EchoServiceServer, FILE_DESCRIPTOR_SET},
+    grpc_web,
+    raw::{RawReply, RawRequest},
 };
-use tonic::{
-    body::Body,
-    server::NamedService,
-    transport::{Channel, Endpoint},
-};
+use tokio::sync::Semaphore;
+use tonic::{body::Body, server::NamedService};
 use tower::ServiceExt as _;
-
-/// Every call and wait in tests is bounded by this.
-pub const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// `/example.v1.EchoService/Echo`
 pub const ECHO: &str = "/example.v1.EchoService/Echo";
 /// `/example.v1.EchoService/Count`
 pub const COUNT: &str = "/example.v1.EchoService/Count";
-
-pub fn init_logging() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if let Ok(filter) = std::env::var("TEST_LOG") {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-                .with_test_writer()
-                .try_init();
-        }
-    });
-}
 
 /// Mounts the Echo service as an application would (gzip and the
 /// builder's message limit through `configure_service!`, descriptors for
@@ -63,7 +43,7 @@ pub fn with_echo(builder: RuntimeBuilder) -> RuntimeBuilder {
 
 /// The assembled service of `builder` with Echo mounted, for in-process calls.
 pub async fn app(builder: RuntimeBuilder) -> Router {
-    init_logging();
+    testkit::init_logging();
     with_echo(builder)
         .into_service()
         .await
@@ -71,34 +51,41 @@ pub async fn app(builder: RuntimeBuilder) -> Router {
 }
 
 /// Calls the assembled service in-process and reads the whole response.
-pub async fn send(app: &Router, request: http::Request<Full<Bytes>>) -> Reply {
-    let response = tokio::time::timeout(TIMEOUT, app.clone().oneshot(request))
+pub async fn send(app: &Router, request: RawRequest) -> RawReply {
+    let exchange = async {
+        let response = app
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the service is infallible");
+        let (parts, body) = response.into_parts();
+        let collected = body.collect().await.expect("the body reads to its end");
+        RawReply {
+            status: parts.status,
+            headers: parts.headers,
+            trailers: collected.trailers().cloned().unwrap_or_default(),
+            body: collected.to_bytes(),
+        }
+    };
+    tokio::time::timeout(TIMEOUT, exchange)
         .await
         .expect("the service answers in time")
-        .expect("the service is infallible");
-    read_reply(response).await
 }
 
-// ---- Requests ----
-
-/// A gRPC-web POST with the headers a browser sends; for
-/// `application/grpc-web-text`, the body is base64-encoded here and
-/// `accept: application/grpc-web-text` asks for a base64 answer.
-pub fn web_request(path: &str, content_type: &str, frames: Bytes) -> http::Request<Full<Bytes>> {
-    let text = content_type.starts_with("application/grpc-web-text");
-    let mut builder = http::Request::post(path)
-        .header("content-type", content_type)
-        .header("x-grpc-web", "1")
-        .header("x-user-agent", "grpc-web-javascript/0.1");
-    if text {
-        builder = builder.header("accept", "application/grpc-web-text");
-    }
-    let body = if text { web_text(&frames) } else { frames };
-    builder.body(Full::new(body)).expect("valid request")
+/// A gRPC-web call of `path` with these message frames, as a browser
+/// sends it; for `application/grpc-web-text` the body is base64-encoded.
+pub fn web(path: &str, content_type: &str, frames: Bytes) -> RawRequest {
+    let body = if content_type.starts_with(grpc_web::TEXT) {
+        grpc_web::web_text(&frames)
+    } else {
+        frames
+    };
+    grpc_web::web_request(path, content_type, body)
 }
 
-/// A native gRPC POST (`application/grpc`, HTTP/2), as tonic's client sends it.
-pub fn grpc_request(path: &str, frames: Bytes) -> http::Request<Full<Bytes>> {
+/// A native gRPC call (`application/grpc` over HTTP/2), as tonic's client
+/// sends it.
+pub fn grpc(path: &str, frames: Bytes) -> RawRequest {
     http::Request::post(path)
         .version(http::Version::HTTP_2)
         .header("content-type", "application/grpc")
@@ -107,255 +94,29 @@ pub fn grpc_request(path: &str, frames: Bytes) -> http::Request<Full<Bytes>> {
         .expect("valid request")
 }
 
-/// One length-prefixed gRPC message frame (flag 0x00, uncompressed).
-pub fn frame(message: &impl prost::Message) -> Bytes {
-    raw_frame(0, &message.encode_to_vec())
+/// The body as text.
+pub fn text(reply: &RawReply) -> String {
+    String::from_utf8_lossy(&reply.body).into_owned()
 }
 
-/// A frame with this flag byte and payload.
-pub fn raw_frame(flag: u8, payload: &[u8]) -> Bytes {
-    let mut buf = BytesMut::with_capacity(5 + payload.len());
-    buf.put_u8(flag);
-    buf.put_u32(u32::try_from(payload.len()).expect("payload fits a frame"));
-    buf.put_slice(payload);
-    buf.freeze()
+/// Binds `builder` (Echo mounted) on 127.0.0.1:0 and serves it on a task.
+pub async fn serve(builder: RuntimeBuilder) -> SpawnedServer {
+    spawn(with_echo(builder)).await
 }
 
-/// Base64 (standard, padded), as a `grpc-web-text` body.
-pub fn web_text(bytes: &[u8]) -> Bytes {
-    use base64::Engine as _;
-    Bytes::from(base64::engine::general_purpose::STANDARD.encode(bytes))
-}
-
-/// Decodes a `grpc-web-text` body. Servers base64-encode each chunk on its
-/// own (with padding), so it is decoded one 4-character group at a time.
-pub fn decode_web_text(text: &[u8]) -> Bytes {
-    use base64::Engine as _;
-    let clean: Vec<u8> = text
-        .iter()
-        .copied()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    let mut out = Vec::with_capacity(clean.len() / 4 * 3);
-    for group in clean.chunks(4) {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(group)
-            .expect("response body is valid base64");
-        out.extend_from_slice(&decoded);
-    }
-    Bytes::from(out)
-}
-
-// ---- Responses ----
-
-/// A completely read HTTP response.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: http::StatusCode,
-    pub headers: http::HeaderMap,
-    pub body: Bytes,
-    /// HTTP trailers (native gRPC; gRPC-web puts them in the body).
-    pub trailers: http::HeaderMap,
-}
-
-impl Reply {
-    /// A response header as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The body as text.
-    pub fn text(&self) -> &str {
-        std::str::from_utf8(&self.body).expect("the body is text")
-    }
-
-    /// The body as text, whatever it holds.
-    pub fn text_lossy(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.body)
-    }
-
-    /// The body's frames as (flag, payload); a `grpc-web-text` body is
-    /// base64-decoded first. Panics on a malformed body.
-    pub fn frames(&self) -> Vec<(u8, Bytes)> {
-        let content_type = self.header("content-type").unwrap_or("");
-        let mut body = if content_type.starts_with("application/grpc-web-text") {
-            decode_web_text(&self.body)
-        } else {
-            self.body.clone()
-        };
-        let mut frames = Vec::new();
-        while body.has_remaining() {
-            assert!(body.remaining() >= 5, "truncated frame header in response");
-            let flag = body.get_u8();
-            let len = body.get_u32() as usize;
-            assert!(body.remaining() >= len, "truncated frame in response");
-            frames.push((flag, body.split_to(len)));
-        }
-        frames
-    }
-
-    /// The uncompressed message frames, decoded as `M`.
-    pub fn messages<M: prost::Message + Default>(&self) -> Vec<M> {
-        self.frames()
-            .into_iter()
-            .filter(|(flag, _)| flag & 0x80 == 0)
-            .map(|(flag, payload)| {
-                assert_eq!(flag, 0, "an uncompressed message frame");
-                M::decode(payload).expect("the message decodes")
-            })
-            .collect()
-    }
-
-    /// Fields of the gRPC-web trailers frame (names lower-cased), if any.
-    pub fn trailers_frame(&self) -> Option<Vec<(String, String)>> {
-        let (_, payload) = self
-            .frames()
-            .into_iter()
-            .find(|(flag, _)| flag & 0x80 != 0)?;
-        let text = std::str::from_utf8(&payload).expect("trailers are text");
-        Some(
-            text.split("\r\n")
-                .filter(|line| !line.is_empty())
-                .map(|line| {
-                    let (name, value) = line.split_once(':').expect("a trailer has a colon");
-                    (name.trim().to_ascii_lowercase(), value.trim().to_owned())
-                })
-                .collect(),
-        )
-    }
-
-    /// A gRPC metadata value: from the headers (trailers-only response),
-    /// the HTTP trailers, or else the gRPC-web trailers frame.
-    pub fn grpc_meta(&self, name: &str) -> Option<String> {
-        if let Some(value) = self.header(name) {
-            return Some(value.to_owned());
-        }
-        if let Some(value) = self.trailers.get(name).and_then(|v| v.to_str().ok()) {
-            return Some(value.to_owned());
-        }
-        if !self
-            .header("content-type")
-            .unwrap_or("")
-            .starts_with("application/grpc-web")
-        {
-            return None;
-        }
-        self.trailers_frame()?
-            .into_iter()
-            .find_map(|(n, v)| (n == name).then_some(v))
-    }
-
-    /// The call's `grpc-status`, wherever the server put it.
-    pub fn grpc_code(&self) -> Option<tonic::Code> {
-        let raw = self.grpc_meta("grpc-status")?;
-        Some(tonic::Code::from_i32(
-            raw.parse().expect("grpc-status is a number"),
-        ))
-    }
-}
-
-pub async fn read_reply<B>(response: http::Response<B>) -> Reply
-where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
-    let (parts, body) = response.into_parts();
-    let collected = tokio::time::timeout(TIMEOUT, body.collect())
+/// Binds `builder` as it is on 127.0.0.1:0 and serves it on a task.
+pub async fn spawn(builder: RuntimeBuilder) -> SpawnedServer {
+    let runtime = builder
+        .bind("127.0.0.1:0".parse().expect("an address"))
         .await
-        .expect("the response body ends in time")
-        .expect("the response body reads to its end");
-    let trailers = collected.trailers().cloned().unwrap_or_default();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: collected.to_bytes(),
-        trailers,
-    }
-}
-
-// ---- A server on a socket ----
-
-/// A runtime serving on 127.0.0.1:0 in a task. Stops (without waiting)
-/// when dropped.
-pub struct TestServer {
-    pub addr: SocketAddr,
-    pub url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
-}
-
-impl TestServer {
-    /// Binds `builder` (Echo mounted) on 127.0.0.1:0 and serves it.
-    pub async fn start(builder: RuntimeBuilder) -> Self {
-        let runtime = with_echo(builder)
-            .bind("127.0.0.1:0".parse().expect("address"))
-            .await
-            .expect("the runtime binds");
-        Self::spawn(runtime)
-    }
-
-    /// Serves an already bound runtime until [`begin_shutdown`](Self::begin_shutdown).
-    pub fn spawn(runtime: Runtime) -> Self {
-        init_logging();
-        let addr = runtime.local_addr();
-        let url = runtime.url();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(runtime.run_until(async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            addr,
-            url,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    /// Starts draining, as SIGTERM would, and returns the serve task.
-    pub fn begin_shutdown(&mut self) -> JoinHandle<anyhow::Result<()>> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.take().expect("the server task")
-    }
-
-    /// Drains and waits for the server to stop cleanly.
-    pub async fn shutdown(mut self) {
-        let task = self.begin_shutdown();
-        stops_cleanly(task).await;
-    }
-
-    /// A native gRPC (h2c) channel.
-    pub async fn channel(&self) -> Channel {
-        Endpoint::from_shared(self.url.clone())
-            .expect("url")
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
-            .connect()
-            .await
-            .expect("connect")
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-/// Waits (bounded) for a serve task to return `Ok`.
-pub async fn stops_cleanly(task: JoinHandle<anyhow::Result<()>>) {
-    tokio::time::timeout(TIMEOUT, task)
-        .await
-        .expect("the server task returns in time")
-        .expect("the server task joins")
-        .expect("the server stops without error");
+        .expect("the runtime binds");
+    SpawnedServer::spawn(runtime.local_addr(), runtime.url(), |stop| {
+        runtime.run_until(stop)
+    })
 }
 
 /// A service wrapper that tells when a request has reached the service:
-/// a call is then certainly in flight at the server, with no sleep.
+/// the call is then certainly in flight at the server, with no sleep.
 #[derive(Clone)]
 pub struct Arrivals<S> {
     inner: S,
@@ -363,6 +124,7 @@ pub struct Arrivals<S> {
 }
 
 impl<S> Arrivals<S> {
+    /// `inner`, and the semaphore that gains a permit per request.
     pub fn new(inner: S) -> (Self, Arc<Semaphore>) {
         let arrived = Arc::new(Semaphore::new(0));
         let wrapped = Self {
@@ -404,104 +166,35 @@ pub async fn arrived(arrivals: &Semaphore, n: u32) {
         .forget();
 }
 
-/// Waits (bounded) until a new TCP connection to `addr` is refused.
-pub async fn wait_until_refused(addr: SocketAddr) {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        match tokio::net::TcpStream::connect(addr).await {
-            Err(_) => return,
-            Ok(stream) => drop(stream),
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "new connections to {addr} are still accepted while draining"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-// ---- Raw exchanges on a socket ----
-
-/// Bounds an exchange by [`TIMEOUT`].
-async fn bounded<T>(what: &str, exchange: impl Future<Output = T>) -> T {
-    tokio::time::timeout(TIMEOUT, exchange)
-        .await
-        .unwrap_or_else(|_| panic!("{what} finishes in time"))
-}
-
-/// Sends `request` (URI: a path) on a new HTTP/1.1 connection to `addr`
-/// and reads the whole response.
-pub async fn raw_http1(addr: SocketAddr, request: http::Request<Full<Bytes>>) -> Reply {
+/// Sends `request` on a new connection and returns the body of its `200`
+/// answer as it streams in.
+pub async fn open(addr: SocketAddr, mut request: RawRequest, http2: bool) -> Incoming {
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .expect("TCP connect");
-    http1_on(tcp, &addr.to_string(), request).await
-}
-
-/// Sends `request` (URI: a path) on a new HTTP/2 connection (h2c, prior
-/// knowledge) to `addr` and reads the whole response.
-pub async fn raw_h2c(addr: SocketAddr, request: http::Request<Full<Bytes>>) -> Reply {
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("TCP connect");
-    h2_on(tcp, &format!("http://{addr}"), request).await
-}
-
-/// One HTTP/1.1 exchange on an open connection (`host` for the Host header).
-pub async fn http1_on<IO>(io: IO, host: &str, mut request: http::Request<Full<Bytes>>) -> Reply
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let host = http::HeaderValue::from_str(host).expect("host header");
-    bounded("the HTTP/1.1 exchange", async move {
+    let io = hyper_util::rt::TokioIo::new(tcp);
+    let response = if http2 {
+        *request.uri_mut() = format!("http://{addr}{}", request.uri().path())
+            .parse()
+            .expect("an absolute URI");
         let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
                 .await
-                .expect("HTTP/1.1 handshake");
+                .expect("HTTP/2 handshake");
         tokio::spawn(connection);
-        request
-            .headers_mut()
-            .entry(http::header::HOST)
-            .or_insert(host);
-        let response = sender
-            .send_request(request)
+        tokio::time::timeout(TIMEOUT, sender.send_request(request)).await
+    } else {
+        let host = addr.to_string().parse().expect("a host header");
+        request.headers_mut().insert(http::header::HOST, host);
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
             .await
-            .expect("HTTP/1.1 response");
-        read_reply(response).await
-    })
-    .await
-}
-
-/// One HTTP/2 exchange on an open connection (`origin` makes the URI absolute).
-pub async fn h2_on<IO>(io: IO, origin: &str, mut request: http::Request<Full<Bytes>>) -> Reply
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let path = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    *request.uri_mut() = format!("{origin}{path}").parse().expect("absolute URI");
-    bounded("the HTTP/2 exchange", async move {
-        let (mut sender, connection) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(io),
-        )
-        .await
-        .expect("HTTP/2 handshake");
+            .expect("HTTP/1.1 handshake");
         tokio::spawn(connection);
-        let response = sender.send_request(request).await.expect("HTTP/2 response");
-        read_reply(response).await
-    })
-    .await
-}
-
-/// The value of the sample `name{labels}` in a Prometheus text page,
-/// matched exactly (labels in the order the page writes them).
-pub fn sample(page: &str, name_and_labels: &str) -> Option<f64> {
-    page.lines().find_map(|line| {
-        let value = line.strip_prefix(name_and_labels)?.strip_prefix(' ')?;
-        Some(value.trim().parse().expect("a sample value is a number"))
-    })
+        tokio::time::timeout(TIMEOUT, sender.send_request(request)).await
+    };
+    let response = response
+        .expect("the answer's headers arrive in time")
+        .expect("an answer");
+    assert_eq!(response.status(), http::StatusCode::OK);
+    response.into_body()
 }

@@ -3,10 +3,13 @@
 //! the rest. An unknown method is UNIMPLEMENTED, never the web app.
 
 use grpc_runtime::RuntimeBuilder;
-use testkit::echo::pb::{EchoRequest, EchoResponse};
+use testkit::{
+    echo::pb::{EchoRequest, EchoResponse},
+    grpc_web::frame,
+};
 use tonic::Code;
 
-use crate::common::{ECHO, app, frame, grpc_request, send, web_request};
+use crate::common::{ECHO, app, grpc, send, text, web};
 
 fn hello() -> bytes::Bytes {
     frame(&EchoRequest {
@@ -27,7 +30,7 @@ async fn every_grpc_content_type_reaches_the_service_in_its_own_framing() {
     let app = app(RuntimeBuilder::new()).await;
 
     for content_type in ["application/grpc", "application/grpc+proto"] {
-        let mut request = grpc_request(ECHO, hello());
+        let mut request = grpc(ECHO, hello());
         request
             .headers_mut()
             .insert("content-type", http::HeaderValue::from_static(content_type));
@@ -46,13 +49,13 @@ async fn every_grpc_content_type_reaches_the_service_in_its_own_framing() {
             Some(&b"0"[..]),
             "{content_type}: status in HTTP trailers"
         );
+        let body = reply.web_body();
         assert!(
-            reply.trailers_frame().is_none(),
+            body.trailers.is_empty(),
             "{content_type}: no trailers frame"
         );
-        let messages = reply.messages::<EchoResponse>();
-        assert_eq!(messages.len(), 1, "{content_type}");
-        assert_eq!(messages[0].message, "hello");
+        assert_eq!(body.messages.len(), 1, "{content_type}");
+        assert_eq!(body.message::<EchoResponse>(0).message, "hello");
     }
 
     for (content_type, answer) in [
@@ -67,39 +70,37 @@ async fn every_grpc_content_type_reaches_the_service_in_its_own_framing() {
             "application/grpc-web-text+proto",
         ),
     ] {
-        let reply = send(&app, web_request(ECHO, content_type, hello())).await;
+        let reply = send(&app, web(ECHO, content_type, hello())).await;
         assert_eq!(reply.status, http::StatusCode::OK, "{content_type}");
         assert_eq!(reply.header("content-type"), Some(answer), "{content_type}");
         assert!(
             reply.trailers.is_empty(),
             "{content_type}: no HTTP trailers"
         );
-        let trailers = reply
-            .trailers_frame()
-            .expect("a trailers frame in the body");
-        assert!(
-            trailers.contains(&("grpc-status".into(), "0".into())),
-            "{content_type}: {trailers:?}"
+        let body = reply.web_body();
+        assert_eq!(
+            body.trailer("grpc-status"),
+            Some("0"),
+            "{content_type}: the status in the trailers frame: {body:?}"
         );
-        let messages = reply.messages::<EchoResponse>();
-        assert_eq!(messages.len(), 1, "{content_type}");
-        assert_eq!(messages[0].message, "hello", "{content_type}");
+        assert_eq!(body.messages.len(), 1, "{content_type}");
+        assert_eq!(body.message::<EchoResponse>(0).message, "hello");
     }
 }
 
 #[tokio::test]
 async fn unknown_service_or_method_is_a_grpc_web_unimplemented_not_the_web_app() {
-    let web = static_app();
-    let app = app(RuntimeBuilder::new().static_dir(Some(web.path().into()))).await;
+    let site = static_app();
+    let app = app(RuntimeBuilder::new().static_dir(Some(site.path().into()))).await;
     for path in [
         "/example.v1.EchoService/NoSuchMethod",
         "/example.v1.NoSuchService/Echo",
     ] {
         for content_type in ["application/grpc-web+proto", "application/grpc-web-text"] {
-            let reply = send(&app, web_request(path, content_type, hello())).await;
+            let reply = send(&app, web(path, content_type, hello())).await;
             let what = format!("{path} {content_type}");
             assert!(
-                !reply.text_lossy().contains("the web app"),
+                !text(&reply).contains("the web app"),
                 "{what}: not index.html"
             );
             assert_eq!(reply.status, http::StatusCode::OK, "{what}");
@@ -121,16 +122,12 @@ async fn unknown_service_or_method_is_a_grpc_web_unimplemented_not_the_web_app()
 
 #[tokio::test]
 async fn unknown_method_over_native_grpc_is_unimplemented() {
-    let web = static_app();
-    let app = app(RuntimeBuilder::new().static_dir(Some(web.path().into()))).await;
-    let reply = send(
-        &app,
-        grpc_request("/example.v1.EchoService/NoSuchMethod", hello()),
-    )
-    .await;
+    let site = static_app();
+    let app = app(RuntimeBuilder::new().static_dir(Some(site.path().into()))).await;
+    let reply = send(&app, grpc("/example.v1.EchoService/NoSuchMethod", hello())).await;
     assert_eq!(reply.status, http::StatusCode::OK);
     assert_eq!(reply.grpc_code(), Some(Code::Unimplemented), "{reply:?}");
-    assert!(!reply.text_lossy().contains("the web app"));
+    assert!(!text(&reply).contains("the web app"));
 }
 
 #[tokio::test]
@@ -160,8 +157,8 @@ async fn a_grpc_path_with_another_content_type_is_415_naming_the_grpc_types() {
 
 #[tokio::test]
 async fn other_requests_are_plain_http_the_web_app_or_404() {
-    let web = static_app();
-    let with_app = app(RuntimeBuilder::new().static_dir(Some(web.path().into()))).await;
+    let site = static_app();
+    let with_app = app(RuntimeBuilder::new().static_dir(Some(site.path().into()))).await;
     let without = app(RuntimeBuilder::new()).await;
     for (method, path) in [
         (http::Method::GET, ECHO),
@@ -180,7 +177,7 @@ async fn other_requests_are_plain_http_the_web_app_or_404() {
         let reply = send(&with_app, request()).await;
         if method == http::Method::GET {
             assert_eq!(reply.status, http::StatusCode::OK, "{method} {path}");
-            assert_eq!(reply.text(), "<p>the web app</p>", "{method} {path}");
+            assert_eq!(text(&reply), "<p>the web app</p>", "{method} {path}");
         } else {
             assert!(
                 !reply.status.is_success()

@@ -6,10 +6,14 @@ use std::io::{Read as _, Write as _};
 
 use grpc_runtime::RuntimeBuilder;
 use prost::Message as _;
-use testkit::echo::pb::{EchoRequest, EchoResponse};
+use testkit::{
+    echo::pb::{EchoRequest, EchoResponse},
+    grpc_web,
+    raw::RawReply,
+};
 use tonic::Code;
 
-use crate::common::{ECHO, Reply, app, grpc_request, raw_frame, send, web_request};
+use crate::common::{ECHO, app, grpc, send, web};
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -33,9 +37,9 @@ fn long_echo() -> EchoRequest {
 }
 
 /// The one message of `reply`, decompressed if its frame says so.
-fn only_message(reply: &Reply) -> (bool, EchoResponse) {
+fn only_message(reply: &RawReply) -> (bool, EchoResponse) {
     let frames: Vec<_> = reply
-        .frames()
+        .web_frames()
         .into_iter()
         .filter(|(flag, _)| flag & 0x80 == 0)
         .collect();
@@ -57,17 +61,17 @@ fn only_message(reply: &Reply) -> (bool, EchoResponse) {
 async fn a_gzip_request_is_accepted_and_the_answer_is_gzip_when_accepted() {
     let app = app(RuntimeBuilder::new()).await;
     let request = long_echo();
-    let body = raw_frame(1, &gzip(&request.encode_to_vec()));
+    let body = grpc_web::frame_bytes(1, &gzip(&request.encode_to_vec()));
     for (what, mut http_request) in [
         (
             "gRPC-web",
-            web_request(ECHO, "application/grpc-web+proto", body.clone()),
+            web(ECHO, "application/grpc-web+proto", body.clone()),
         ),
         (
             "gRPC-web-text",
-            web_request(ECHO, "application/grpc-web-text", body.clone()),
+            web(ECHO, "application/grpc-web-text", body.clone()),
         ),
-        ("gRPC", grpc_request(ECHO, body)),
+        ("gRPC", grpc(ECHO, body)),
     ] {
         let headers = http_request.headers_mut();
         headers.insert("grpc-encoding", "gzip".parse().unwrap());
@@ -85,10 +89,10 @@ async fn a_gzip_request_is_accepted_and_the_answer_is_gzip_when_accepted() {
 async fn the_answer_is_not_compressed_when_the_client_does_not_accept_gzip() {
     let app = app(RuntimeBuilder::new()).await;
     let request = long_echo();
-    let mut http_request = web_request(
+    let mut http_request = web(
         ECHO,
         "application/grpc-web+proto",
-        raw_frame(1, &gzip(&request.encode_to_vec())),
+        grpc_web::frame_bytes(1, &gzip(&request.encode_to_vec())),
     );
     http_request
         .headers_mut()

@@ -4,11 +4,14 @@
 
 use grpc_runtime::{DEFAULT_MAX_MESSAGE_BYTES, RuntimeBuilder};
 use prost::Message as _;
-use testkit::echo::pb::{EchoRequest, EchoResponse};
+use testkit::{
+    echo::pb::{EchoRequest, EchoResponse},
+    grpc_web::frame,
+};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 
-use crate::common::{ECHO, app, frame, grpc_request, send, web_request};
+use crate::common::{ECHO, app, grpc, send, web};
 
 /// An Echo request whose encoding is exactly `size` bytes.
 fn echo_of_size(size: usize) -> EchoRequest {
@@ -37,29 +40,25 @@ async fn a_message_of_exactly_4_mib_passes_the_default_limit() {
     let request = echo_of_size(DEFAULT_MAX_MESSAGE_BYTES);
     let body = frame(&request);
 
-    let reply = send(
-        &app,
-        web_request(ECHO, "application/grpc-web+proto", body.clone()),
-    )
-    .await;
+    let reply = send(&app, web(ECHO, "application/grpc-web+proto", body.clone())).await;
     assert_eq!(
         reply.grpc_code(),
         Some(Code::Ok),
         "gRPC-web: {:?}",
         reply.headers
     );
-    let answer = reply.messages::<EchoResponse>();
-    assert_eq!(answer[0].message.len(), request.message.len());
+    let answer: EchoResponse = reply.web_body().message(0);
+    assert_eq!(answer.message.len(), request.message.len());
 
-    let reply = send(&app, grpc_request(ECHO, body)).await;
+    let reply = send(&app, grpc(ECHO, body)).await;
     assert_eq!(
         reply.grpc_code(),
         Some(Code::Ok),
         "gRPC: {:?}",
         reply.headers
     );
-    let answer = reply.messages::<EchoResponse>();
-    assert_eq!(answer[0].message.len(), request.message.len());
+    let answer: EchoResponse = reply.web_body().message(0);
+    assert_eq!(answer.message.len(), request.message.len());
 }
 
 #[tokio::test]
@@ -67,11 +66,7 @@ async fn a_message_of_4_mib_plus_1_is_resource_exhausted() {
     let app = app(RuntimeBuilder::new()).await;
     let body = frame(&echo_of_size(DEFAULT_MAX_MESSAGE_BYTES + 1));
 
-    let reply = send(
-        &app,
-        web_request(ECHO, "application/grpc-web+proto", body.clone()),
-    )
-    .await;
+    let reply = send(&app, web(ECHO, "application/grpc-web+proto", body.clone())).await;
     assert_eq!(reply.status, http::StatusCode::OK);
     assert_eq!(
         reply.grpc_code(),
@@ -84,7 +79,7 @@ async fn a_message_of_4_mib_plus_1_is_resource_exhausted() {
         "the message names the size: {message:?}"
     );
 
-    let reply = send(&app, grpc_request(ECHO, body)).await;
+    let reply = send(&app, grpc(ECHO, body)).await;
     assert_eq!(
         reply.grpc_code(),
         Some(Code::ResourceExhausted),
@@ -99,7 +94,7 @@ async fn a_message_announced_too_big_is_refused_on_its_length_prefix() {
     let app = app(RuntimeBuilder::new()).await;
     let mut header = vec![0u8];
     header.extend_from_slice(&(1u32 << 30).to_be_bytes());
-    let reply = send(&app, grpc_request(ECHO, header.into())).await;
+    let reply = send(&app, grpc(ECHO, header.into())).await;
     assert_eq!(
         reply.grpc_code(),
         Some(Code::ResourceExhausted),
@@ -117,9 +112,9 @@ async fn a_lower_limit_applies_to_built_in_services_too() {
         service: "x".repeat(100),
     };
     let check = "/grpc.health.v1.Health/Check";
-    let reply = send(&app, grpc_request(check, frame(&small))).await;
+    let reply = send(&app, grpc(check, frame(&small))).await;
     assert_eq!(reply.grpc_code(), Some(Code::Ok), "{reply:?}");
-    let reply = send(&app, grpc_request(check, frame(&big))).await;
+    let reply = send(&app, grpc(check, frame(&big))).await;
     assert_eq!(
         reply.grpc_code(),
         Some(Code::ResourceExhausted),
@@ -128,7 +123,7 @@ async fn a_lower_limit_applies_to_built_in_services_too() {
 
     let reply = send(
         &app,
-        grpc_request(
+        grpc(
             ECHO,
             frame(&EchoRequest {
                 message: "y".repeat(100),

@@ -5,9 +5,9 @@
 use std::sync::{Arc, Mutex};
 
 use grpc_runtime::RuntimeBuilder;
-use testkit::echo::pb::EchoRequest;
+use testkit::{echo::pb::EchoRequest, grpc_web::frame};
 
-use crate::common::{ECHO, app, frame, grpc_request, send, web_request};
+use crate::common::{ECHO, app, grpc, send, web};
 
 /// Log output collected in memory.
 #[derive(Clone, Default)]
@@ -50,12 +50,12 @@ async fn each_call_logs_one_line_with_method_status_request_id_and_protocol() {
         message: "log me".into(),
         delay_ms: 0,
     });
-    let mut request = web_request(ECHO, "application/grpc-web-text", hello.clone());
+    let mut request = web(ECHO, "application/grpc-web-text", hello.clone());
     request
         .headers_mut()
         .insert("x-request-id", "req-web-text".parse().unwrap());
     send(&app, request).await;
-    let mut request = grpc_request("/example.v1.EchoService/Nope", hello);
+    let mut request = grpc("/example.v1.EchoService/Nope", hello);
     request
         .headers_mut()
         .insert("x-request-id", "req-native".parse().unwrap());

@@ -3,21 +3,16 @@
 //! `index.html` fallback.
 
 use grpc_runtime::{Metrics, RuntimeBuilder};
-use http_body_util::Full;
-use testkit::echo::pb::EchoRequest;
+use testkit::{echo::pb::EchoRequest, grpc_web::frame, prometheus, raw::get};
 
-use crate::common::{ECHO, app, frame, grpc_request, sample, send, web_request};
-
-fn get(path: &str) -> http::Request<Full<bytes::Bytes>> {
-    http::Request::get(path).body(Full::default()).unwrap()
-}
+use crate::common::{ECHO, app, grpc, send, text, web};
 
 #[tokio::test]
 async fn healthz_answers_ok() {
     let app = app(RuntimeBuilder::new()).await;
     let reply = send(&app, get("/healthz")).await;
     assert_eq!(reply.status, http::StatusCode::OK);
-    assert_eq!(reply.text(), "ok\n");
+    assert_eq!(text(&reply), "ok\n");
 }
 
 #[tokio::test]
@@ -29,16 +24,12 @@ async fn metrics_count_each_call_by_service_method_and_code() {
         delay_ms: 0,
     });
     for _ in 0..2 {
-        send(&app, grpc_request(ECHO, hello.clone())).await;
+        send(&app, grpc(ECHO, hello.clone())).await;
     }
+    send(&app, web(ECHO, "application/grpc-web-text", hello.clone())).await;
     send(
         &app,
-        web_request(ECHO, "application/grpc-web-text", hello.clone()),
-    )
-    .await;
-    send(
-        &app,
-        web_request(
+        web(
             "/example.v1.EchoService/Nope",
             "application/grpc-web+proto",
             hello,
@@ -48,26 +39,25 @@ async fn metrics_count_each_call_by_service_method_and_code() {
 
     let reply = send(&app, get("/metrics")).await;
     assert_eq!(reply.status, http::StatusCode::OK);
-    let page = reply.text();
-    let handled_in = |page: &str, method: &str, code: &str| {
-        sample(
-            page,
-            &format!(
-                "grpc_server_handled_total{{grpc_service=\"example.v1.EchoService\",grpc_method=\"{method}\",grpc_code=\"{code}\"}}"
-            ),
-        )
+    let page = &text(&reply);
+    let echo = [("grpc_service", "example.v1.EchoService")];
+    let handled = |page: &str, method: &str, code: &str| {
+        let labels = [echo[0], ("grpc_method", method), ("grpc_code", code)];
+        prometheus::total(page, "grpc_server_handled_total", &labels)
     };
-    let handled = |method: &str, code: &str| handled_in(page, method, code);
-    assert_eq!(handled("Echo", "OK"), Some(3.0), "{page}");
-    assert_eq!(handled("Nope", "UNIMPLEMENTED"), Some(1.0), "{page}");
-    // The registry handed to the builder is the one `/metrics` renders.
-    assert_eq!(handled_in(&metrics.render(), "Echo", "OK"), Some(3.0));
+    assert_eq!(handled(page, "Echo", "OK"), 3.0, "{page}");
+    assert_eq!(handled(page, "Nope", "UNIMPLEMENTED"), 1.0, "{page}");
     assert_eq!(
-        sample(
-            page,
-            "grpc_server_handling_seconds_count{grpc_service=\"example.v1.EchoService\",grpc_method=\"Echo\"}"
-        ),
-        Some(3.0),
+        prometheus::samples(page, "grpc_server_handled_total").len(),
+        2,
+        "no other calls counted: {page}"
+    );
+    // The registry handed to the builder is the one `/metrics` renders.
+    assert_eq!(handled(&metrics.render(), "Echo", "OK"), 3.0);
+    let labels = [echo[0], ("grpc_method", "Echo")];
+    assert_eq!(
+        prometheus::total(page, "grpc_server_handling_seconds_count", &labels),
+        3.0,
         "{page}"
     );
     assert!(
@@ -85,11 +75,11 @@ async fn the_static_app_serves_its_files_and_index_html_for_unknown_paths() {
 
     let reply = send(&app, get("/")).await;
     assert_eq!(reply.status, http::StatusCode::OK);
-    assert_eq!(reply.text(), "<p>index</p>");
+    assert_eq!(text(&reply), "<p>index</p>");
 
     let reply = send(&app, get("/app.js")).await;
     assert_eq!(reply.status, http::StatusCode::OK);
-    assert_eq!(reply.text(), "console.log(1)");
+    assert_eq!(text(&reply), "console.log(1)");
     assert!(
         reply
             .header("content-type")
@@ -102,11 +92,11 @@ async fn the_static_app_serves_its_files_and_index_html_for_unknown_paths() {
     for path in ["/articles/42", "/no/such/file.txt"] {
         let reply = send(&app, get(path)).await;
         assert_eq!(reply.status, http::StatusCode::OK, "{path}");
-        assert_eq!(reply.text(), "<p>index</p>", "{path}");
+        assert_eq!(text(&reply), "<p>index</p>", "{path}");
     }
 
     // The runtime's own paths are not shadowed by the app.
-    assert_eq!(send(&app, get("/healthz")).await.text(), "ok\n");
+    assert_eq!(text(&send(&app, get("/healthz")).await), "ok\n");
 }
 
 #[tokio::test]

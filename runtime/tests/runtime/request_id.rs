@@ -5,9 +5,9 @@ use std::collections::HashSet;
 
 use grpc_runtime::RuntimeBuilder;
 use http_body_util::Full;
-use testkit::echo::pb::EchoRequest;
+use testkit::{echo::pb::EchoRequest, grpc_web::frame};
 
-use crate::common::{ECHO, app, frame, grpc_request, send, web_request};
+use crate::common::{ECHO, app, grpc, send, web};
 
 /// One request of each kind the port answers.
 fn requests() -> Vec<(&'static str, http::Request<Full<bytes::Bytes>>)> {
@@ -16,14 +16,14 @@ fn requests() -> Vec<(&'static str, http::Request<Full<bytes::Bytes>>)> {
         delay_ms: 0,
     });
     vec![
-        ("gRPC", grpc_request(ECHO, hello.clone())),
+        ("gRPC", grpc(ECHO, hello.clone())),
         (
             "gRPC-web",
-            web_request(ECHO, "application/grpc-web+proto", hello.clone()),
+            web(ECHO, "application/grpc-web+proto", hello.clone()),
         ),
         (
             "gRPC-web unknown method",
-            web_request(
+            web(
                 "/example.v1.EchoService/Nope",
                 "application/grpc-web+proto",
                 hello.clone(),

@@ -1,0 +1,149 @@
+//! The example program (`examples/echo.rs`), which mounts only its own
+//! service. Its source is compiled into this test and its `build` called
+//! in-process with parsed flags: quick, and the same code the program runs
+//! except `main`'s four lines (logging, parsing `argv`, printing the
+//! listening line, waiting for Ctrl-C/SIGTERM).
+
+use testkit::{
+    SpawnedServer,
+    echo::{
+        EchoServiceClient, SERVICE_NAME,
+        pb::{CountRequest, CountResponse, EchoRequest},
+    },
+    grpc_web::{TEXT, frame},
+    raw,
+};
+use tonic::Code;
+
+use crate::common::{COUNT, web};
+
+#[path = "../../examples/echo.rs"]
+#[allow(dead_code)]
+mod echo_example;
+
+async fn start(flags: &[&str]) -> SpawnedServer {
+    let args = ["echo", "--listen", "127.0.0.1:0"].iter().chain(flags);
+    let settings = echo_example::Settings::from_args(args).expect("the flags parse");
+    let runtime = echo_example::build(settings)
+        .await
+        .expect("the example builds its runtime");
+    SpawnedServer::spawn(runtime.local_addr(), runtime.url(), |stop| {
+        runtime.run_until(stop)
+    })
+}
+
+#[tokio::test]
+async fn the_example_serves_its_own_service_over_both_protocols() {
+    let server = start(&["--prefix", "you said: "]).await;
+
+    let mut client = EchoServiceClient::new(server.channel().await);
+    let reply = client
+        .echo(EchoRequest {
+            message: "hi".into(),
+            delay_ms: 0,
+        })
+        .await
+        .expect("the example's Echo answers");
+    assert_eq!(reply.into_inner().message, "you said: hi");
+    let refused = client
+        .count(CountRequest {
+            after: 5,
+            up_to: 5,
+            interval_ms: 0,
+        })
+        .await
+        .expect_err("the example's own validation");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+
+    let count = frame(&CountRequest {
+        after: 0,
+        up_to: 3,
+        interval_ms: 0,
+    });
+    let reply = raw::http1(server.addr, web(COUNT, TEXT, count)).await;
+    let body = reply.web_body();
+    assert_eq!(body.trailer("grpc-status"), Some("0"), "{body:?}");
+    let numbers: Vec<u64> = (0..body.messages.len())
+        .map(|i| body.message::<CountResponse>(i).number)
+        .collect();
+    assert_eq!(numbers, [1, 2, 3]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_examples_flags_reach_the_runtime() {
+    let server = start(&[
+        "--allow-origin",
+        "https://app.example",
+        "--max-message-bytes",
+        "1024",
+    ])
+    .await;
+
+    let preflight = |origin: &str| {
+        http::Request::options("/example.v1.EchoService/Echo")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .body(Default::default())
+            .unwrap()
+    };
+    let allowed = raw::http1(server.addr, preflight("https://app.example")).await;
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    let refused = raw::http1(server.addr, preflight("https://evil.example")).await;
+    assert_eq!(refused.header("access-control-allow-origin"), None);
+
+    let mut client = EchoServiceClient::new(server.channel().await);
+    let too_big = client
+        .echo(EchoRequest {
+            message: "x".repeat(2000),
+            delay_ms: 0,
+        })
+        .await
+        .expect_err("over --max-message-bytes");
+    assert_eq!(too_big.code(), Code::ResourceExhausted);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_example_mounts_nothing_but_its_service_health_and_reflection() {
+    use futures::StreamExt as _;
+    use tonic_reflection::pb::v1;
+
+    let server = start(&[]).await;
+    let mut client =
+        v1::server_reflection_client::ServerReflectionClient::new(server.channel().await);
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let response = client
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .expect("reflection answers")
+        .into_inner()
+        .next()
+        .await
+        .expect("a response")
+        .expect("an OK response");
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        response.message_response
+    else {
+        panic!("a service list");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            SERVICE_NAME,
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection"
+        ]
+    );
+    server.shutdown().await;
+}
