@@ -12,37 +12,67 @@
 //!
 //! ```no_run
 //! use grpc_runtime::{RuntimeBuilder, configure_service, shutdown_signal};
+//! // Any tonic-generated server; this one is the test kit's small Echo.
 //! use testkit::echo::{Echo, EchoServiceServer, FILE_DESCRIPTOR_SET};
 //!
-//! # async fn doc() -> anyhow::Result<()> {
-//! let builder = RuntimeBuilder::new();
-//! // gzip both ways and the runtime's message limit on a generated server:
-//! let echo = configure_service!(EchoServiceServer::new(Echo), builder.service_settings());
-//! let runtime = builder
-//!     .add_service(echo)
-//!     .file_descriptor_set(FILE_DESCRIPTOR_SET)
-//!     .allow_origins(vec!["https://app.example".into()])
-//!     .bind("127.0.0.1:0".parse()?)
-//!     .await?;
-//! println!("listening on {}", runtime.url());
-//! runtime.run_until(shutdown_signal()).await
-//! # }
+//! #[tokio::main]
+//! async fn main() -> anyhow::Result<()> {
+//!     let builder = RuntimeBuilder::new().allow_origins(vec!["https://app.example".into()]);
+//!     // gzip both ways and the runtime's message limit on a generated server:
+//!     let echo = configure_service!(EchoServiceServer::new(Echo), builder.service_settings());
+//!     let runtime = builder
+//!         .add_service(echo)
+//!         .file_descriptor_set(FILE_DESCRIPTOR_SET)
+//!         .bind("127.0.0.1:0".parse()?)
+//!         .await?;
+//!     println!("listening on {}", runtime.url());
+//!     runtime.run_until(shutdown_signal()).await
+//! }
 //! ```
+//!
+//! `examples/echo.rs` is a whole program: its own service implementation,
+//! with `RuntimeArgs` (feature `cli`) flattened into its own flags.
 //!
 //! # How a request is answered
 //! `application/grpc*` goes to the gRPC services (an unknown service or
-//! method answers UNIMPLEMENTED, in gRPC-web framing when asked in
-//! gRPC-web); a POST to a gRPC-shaped path with another content type is
-//! 415; everything else is plain HTTP: `/metrics`, `/healthz` and the
-//! static app (or 404).
+//! method answers UNIMPLEMENTED in the protocol it was asked in, as a
+//! trailers-only response, never the web app's page); a POST to a
+//! gRPC-shaped path (`/pkg.Service/Method`) with another content type is
+//! 415 with an `Accept` header; everything else is plain HTTP: `/metrics`,
+//! `/healthz` and the static app (or 404).
+//!
+//! # No global state
+//! Metrics go to the runtime's own registry ([`Metrics`], shared with
+//! [`RuntimeBuilder::metrics`] to add your own), never to the `metrics`
+//! crate's global recorder, which stays the program's. Logs are `tracing`
+//! events (target `grpc`): installing a subscriber is the program's choice.
+//!
+//! # Drain
+//! [`Runtime::run_until`] serves until its signal, then: health turns
+//! NOT_SERVING, the port closes, [`on_shutdown`](RuntimeBuilder::on_shutdown)
+//! hooks run, and calls in flight get
+//! [`drain_timeout`](RuntimeBuilder::drain_timeout) to finish. Connections
+//! still open then are closed, which cancels their calls, and `run_until`
+//! returns.
+//!
+//! # Testing
+//! [`RuntimeBuilder::into_service`] gives the service the port serves, to
+//! call in-process (e.g. with `tower::ServiceExt::oneshot`): the same
+//! dispatch, CORS, limits and metrics, without a socket.
+//!
+//! # Features
+//! * `cli`: `RuntimeArgs`, the settings as clap arguments with
+//!   environment variables under a prefix of your choice.
 //!
 //! # Limitations
 //! * Browsers can only make unary and server-streaming calls: gRPC-web has
 //!   no client or bidi streaming.
 //! * The size limit counts a message as sent on the wire (compressed, when
-//!   the client compresses).
-//! * Logs are `tracing` events (target `grpc`); installing a subscriber is
-//!   the application's choice.
+//!   the client compresses), and applies to requests only.
+//! * One TLS certificate, read at `bind`; no client certificates and no
+//!   reloading.
+//! * gzip is the only compression; the static app is served as files on
+//!   disk, without precompressed variants or cache headers.
 
 #![warn(missing_docs)]
 
@@ -239,7 +269,8 @@ impl RuntimeBuilder {
         self
     }
 
-    /// How long in-flight calls may take after shutdown starts (default 10 s).
+    /// How long in-flight calls may take after shutdown starts (default
+    /// 10 s); connections still open then are closed, cancelling their calls.
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
         self
