@@ -1,11 +1,12 @@
 //! The example program (`examples/echo.rs`), which mounts only its own
-//! service. Its source is compiled into this test and its `build` called
-//! in-process with parsed flags: quick, and the same code the program runs
-//! except `main`'s four lines (logging, parsing `argv`, printing the
-//! listening line, waiting for Ctrl-C/SIGTERM).
+//! service, run as the real binary: `cargo test` builds a package's
+//! examples before it runs its tests, into `target/<profile>/examples/`,
+//! beside the `deps/` folder this test runs from.
+
+use std::path::PathBuf;
 
 use testkit::{
-    SpawnedServer,
+    ServerProcess,
     echo::{
         EchoServiceClient, SERVICE_NAME,
         pb::{CountRequest, CountResponse, EchoRequest},
@@ -17,24 +18,40 @@ use tonic::Code;
 
 use crate::common::{COUNT, web};
 
-#[path = "../../examples/echo.rs"]
-#[allow(dead_code)]
-mod echo_example;
+/// `target/<profile>/examples/echo`, built by `cargo test` with this test.
+fn example_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("tests run from target/<profile>/deps");
+    let binary = profile_dir
+        .join("examples")
+        .join(format!("echo{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.is_file(),
+        "{} is missing: run the tests with `cargo test -p grpc-runtime --all-features`, which builds the examples first",
+        binary.display()
+    );
+    binary
+}
 
-async fn start(flags: &[&str]) -> SpawnedServer {
-    let args = ["echo", "--listen", "127.0.0.1:0"].iter().chain(flags);
-    let settings = echo_example::Settings::from_args(args).expect("the flags parse");
-    let runtime = echo_example::build(settings)
-        .await
-        .expect("the example builds its runtime");
-    SpawnedServer::spawn(runtime.local_addr(), runtime.url(), |stop| {
-        runtime.run_until(stop)
-    })
+/// The example with `--listen 127.0.0.1:0` and `flags`, no `ECHO_*`
+/// variables inherited, ready once it printed its listening line.
+async fn start(flags: &[&str]) -> ServerProcess {
+    let mut command = tokio::process::Command::new(example_binary());
+    command.args(["--listen", "127.0.0.1:0"]).args(flags);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("ECHO_") {
+            command.env_remove(name);
+        }
+    }
+    ServerProcess::start(command).await
 }
 
 #[tokio::test]
 async fn the_example_serves_its_own_service_over_both_protocols() {
-    let server = start(&["--prefix", "you said: "]).await;
+    let mut server = start(&["--prefix", "you said: "]).await;
 
     let mut client = EchoServiceClient::new(server.channel().await);
     let reply = client
@@ -60,19 +77,19 @@ async fn the_example_serves_its_own_service_over_both_protocols() {
         up_to: 3,
         interval_ms: 0,
     });
-    let reply = raw::http1(server.addr, web(COUNT, TEXT, count)).await;
+    let reply = raw::http1(server.addr(), web(COUNT, TEXT, count)).await;
     let body = reply.web_body();
     assert_eq!(body.trailer("grpc-status"), Some("0"), "{body:?}");
     let numbers: Vec<u64> = (0..body.messages.len())
         .map(|i| body.message::<CountResponse>(i).number)
         .collect();
     assert_eq!(numbers, [1, 2, 3]);
-    server.shutdown().await;
+    server.terminate().await;
 }
 
 #[tokio::test]
 async fn the_examples_flags_reach_the_runtime() {
-    let server = start(&[
+    let mut server = start(&[
         "--allow-origin",
         "https://app.example",
         "--max-message-bytes",
@@ -87,12 +104,12 @@ async fn the_examples_flags_reach_the_runtime() {
             .body(Default::default())
             .unwrap()
     };
-    let allowed = raw::http1(server.addr, preflight("https://app.example")).await;
+    let allowed = raw::http1(server.addr(), preflight("https://app.example")).await;
     assert_eq!(
         allowed.header("access-control-allow-origin"),
         Some("https://app.example")
     );
-    let refused = raw::http1(server.addr, preflight("https://evil.example")).await;
+    let refused = raw::http1(server.addr(), preflight("https://evil.example")).await;
     assert_eq!(refused.header("access-control-allow-origin"), None);
 
     let mut client = EchoServiceClient::new(server.channel().await);
@@ -104,7 +121,7 @@ async fn the_examples_flags_reach_the_runtime() {
         .await
         .expect_err("over --max-message-bytes");
     assert_eq!(too_big.code(), Code::ResourceExhausted);
-    server.shutdown().await;
+    server.terminate().await;
 }
 
 #[tokio::test]
@@ -112,7 +129,7 @@ async fn the_example_mounts_nothing_but_its_service_health_and_reflection() {
     use futures::StreamExt as _;
     use tonic_reflection::pb::v1;
 
-    let server = start(&[]).await;
+    let mut server = start(&[]).await;
     let mut client =
         v1::server_reflection_client::ServerReflectionClient::new(server.channel().await);
     let request = v1::ServerReflectionRequest {
@@ -145,5 +162,5 @@ async fn the_example_mounts_nothing_but_its_service_health_and_reflection() {
             "grpc.reflection.v1.ServerReflection"
         ]
     );
-    server.shutdown().await;
+    server.terminate().await;
 }
