@@ -22,7 +22,8 @@ pub struct RuntimeArgs {
     pub allow_origins: Vec<String>,
 
     /// Directory of the built web app, served at `/` with `index.html` as the
-    /// fallback for client-side routes.
+    /// fallback for client-side routes. Only files whose real path is inside it are
+    /// served: symlinks leading outside are 404.
     #[arg(long)]
     pub static_dir: Option<PathBuf>,
 

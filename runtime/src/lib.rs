@@ -84,6 +84,7 @@ mod drain;
 mod limit;
 mod metrics;
 mod observe;
+mod static_app;
 mod tls;
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
@@ -100,10 +101,7 @@ use tonic::{
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::{Service, ServiceBuilder};
-use tower_http::{
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    services::{ServeDir, ServeFile},
-};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 #[cfg(feature = "cli")]
 pub use self::args::RuntimeArgs;
@@ -116,6 +114,7 @@ use self::{
     drain::Connections,
     limit::MessageLimitLayer,
     observe::ObserveLayer,
+    static_app::StaticApp,
 };
 
 /// Default largest request message: 4 MiB, gRPC's customary limit.
@@ -258,6 +257,8 @@ impl RuntimeBuilder {
     }
 
     /// Serve this directory at `/`, with `index.html` for unknown paths.
+    /// Only files whose real path (symlinks resolved) is inside the
+    /// directory are served; anything else is a bare 404.
     pub fn static_dir(mut self, dir: Option<PathBuf>) -> Self {
         self.static_dir = dir;
         self
@@ -386,16 +387,7 @@ impl RuntimeBuilder {
             )
             .route("/healthz", get(|| async { "ok\n" }));
         http = match &self.static_dir {
-            Some(dir) => {
-                anyhow::ensure!(
-                    dir.join("index.html").is_file(),
-                    "{} has no index.html",
-                    dir.display()
-                );
-                http.fallback_service(
-                    ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html"))),
-                )
-            }
+            Some(dir) => http.fallback_service(StaticApp::new(dir)?),
             None => http.fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") }),
         };
 

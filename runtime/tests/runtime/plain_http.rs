@@ -117,3 +117,68 @@ async fn a_static_dir_without_index_html_is_refused() {
         .expect_err("a static app needs its index.html");
     assert!(err.to_string().contains("index.html"), "{err:#}");
 }
+
+#[tokio::test]
+async fn the_static_app_serves_nothing_whose_real_path_is_outside_its_folder() {
+    let outside = tempfile::tempdir().expect("temp dir");
+    std::fs::write(outside.path().join("secret.txt"), "SECRET").unwrap();
+    std::fs::create_dir(outside.path().join("dir")).unwrap();
+    std::fs::write(outside.path().join("dir/index.html"), "SECRET INDEX").unwrap();
+    std::fs::write(outside.path().join("dir/inner.txt"), "SECRET INNER").unwrap();
+
+    let app_dir = tempfile::tempdir().expect("temp dir");
+    let root = app_dir.path().join("app");
+    std::fs::create_dir_all(root.join("assets")).unwrap();
+    std::fs::write(root.join("index.html"), "<p>index</p>").unwrap();
+    std::fs::write(root.join("assets/app.js"), "console.log(1)").unwrap();
+    std::fs::write(app_dir.path().join("beside.txt"), "SECRET BESIDE").unwrap();
+    let link = |target: &std::path::Path, name: &str| {
+        std::os::unix::fs::symlink(target, root.join(name)).expect("symlink");
+    };
+    link(&outside.path().join("secret.txt"), "passwd");
+    link(&outside.path().join("dir"), "linked-dir");
+    link(std::path::Path::new("../beside.txt"), "relative");
+    link(std::path::Path::new("/etc/passwd"), "etc-passwd");
+    link(std::path::Path::new("assets/app.js"), "inside.js");
+    link(&root.join("assets"), "inside-dir");
+    let app = app(RuntimeBuilder::new().static_dir(Some(root.clone()))).await;
+
+    for path in [
+        "/passwd",
+        "/etc-passwd",
+        "/relative",
+        "/linked-dir/inner.txt",
+        "/linked-dir/",
+        "/linked-dir",
+    ] {
+        let reply = send(&app, get(path)).await;
+        assert_eq!(reply.status, http::StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(text(&reply), "not found\n", "no hint: {path}");
+    }
+
+    // Links that stay inside the folder are served.
+    for path in ["/inside.js", "/inside-dir/app.js"] {
+        let reply = send(&app, get(path)).await;
+        assert_eq!(reply.status, http::StatusCode::OK, "{path}");
+        assert_eq!(text(&reply), "console.log(1)", "{path}");
+    }
+
+    // Traversal, plain and percent-encoded, never leaves the folder.
+    for path in [
+        "/../beside.txt",
+        "/assets/../../beside.txt",
+        "/%2e%2e/beside.txt",
+        "/..%2fbeside.txt",
+        "/assets/%2e%2e%2f%2e%2e%2fbeside.txt",
+        "/%2fetc%2fpasswd",
+        "//etc/passwd",
+    ] {
+        let reply = send(&app, get(path)).await;
+        let body = text(&reply);
+        assert!(
+            !body.contains("SECRET") && !body.contains("root:"),
+            "{path}: {} {body:?}",
+            reply.status
+        );
+    }
+}
