@@ -92,6 +92,7 @@ impl Service<Request<axum::body::Body>> for Dispatch {
         match target_of(&req) {
             Target::Grpc(protocol) => {
                 req.extensions_mut().insert(protocol);
+                crate::limit::note_declared_length(&mut req);
                 self.grpc.call(req)
             }
             Target::Unsupported => self.unsupported.call(req),

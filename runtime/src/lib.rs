@@ -6,9 +6,11 @@
 //! type, CORS (a gRPC-web preset and an origin allow-list), `x-request-id`
 //! on every response, `grpc.health.v1.Health` (NOT_SERVING while
 //! draining), server reflection v1 and v1alpha, a request message size
-//! limit answered with RESOURCE_EXHAUSTED, gzip, Prometheus metrics at
-//! `/metrics`, one log line per call, graceful drain, TLS with ALPN `h2`
-//! and `http/1.1`, and a static web app with an `index.html` fallback.
+//! limit answered with RESOURCE_EXHAUSTED (over HTTP/1.1 after reading and
+//! discarding the rest of the body, bounded, so the client sees it), gzip,
+//! Prometheus metrics at `/metrics`, one log line per call, graceful drain,
+//! TLS with ALPN `h2` and `http/1.1`, and a static web app with an
+//! `index.html` fallback.
 //!
 //! ```no_run
 //! use grpc_runtime::{RuntimeBuilder, configure_service, shutdown_signal};

@@ -7,10 +7,27 @@
 //! prefix exceeds the limit, for every service, before the message is
 //! buffered. tonic turns a body error that carries a `Status` into that
 //! status. Written by hand because no crate offers a frame-aware limit.
+//!
+//! # Lingering close (HTTP/1.1)
+//! The answer goes out as soon as the frame header is read, while the
+//! client is still sending the message. tonic then drops the request body,
+//! and hyper 1 stops reading a connection whose body receiver is gone
+//! (`close_read`) and closes it; the client's next write fails (EPIPE,
+//! ECONNRESET) and the unread bytes make the kernel reset the connection,
+//! often before the client has read the answer: browsers report "Failed
+//! to fetch" instead of RESOURCE_EXHAUSTED. So on HTTP/1.x the body is not
+//! dropped when it fails: a task takes it over and keeps reading and
+//! discarding it (never buffering) up to [`linger_bytes`] and
+//! [`LINGER_TIME`], as nginx's lingering close does. A body that ends
+//! within the bound leaves the connection usable; past the bound, or when
+//! `content-length` already declares more, the body is dropped and hyper
+//! closes the connection as before. HTTP/2 needs none of this: the stream
+//! is reset on its own and the connection goes on.
 
 use std::{
     pin::Pin,
     task::{Context, Poll, ready},
+    time::Duration,
 };
 
 use bytes::{Buf, Bytes};
@@ -64,34 +81,102 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let max = self.max;
+        let linger = if req.version() <= http::Version::HTTP_11 {
+            let declared = req.extensions().get::<DeclaredLength>().map(|d| d.0);
+            let bound = linger_bytes(max);
+            // Draining helps only when the whole rest fits in the bound.
+            declared.is_none_or(|len| len <= bound).then_some(bound)
+        } else {
+            None
+        };
         self.inner.call(req.map(|body| {
             Body::new(LimitedBody {
-                inner: body,
+                inner: Some(Box::pin(body)),
                 max,
                 header: [0; 5],
                 have: 0,
                 skip: 0,
+                linger,
             })
         }))
     }
 }
 
-pin_project_lite::pin_project! {
-    struct LimitedBody<B> {
-        #[pin]
-        inner: B,
-        max: usize,
-        // Bytes of the current frame header seen so far.
-        header: [u8; 5],
-        have: usize,
-        // Payload bytes of the current message still to pass.
-        skip: usize,
+/// The request's `content-length`, noted by [`note_declared_length`]
+/// before tonic-web removes the header.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DeclaredLength(u64);
+
+/// Keeps the request's `content-length` for the limit's lingering close:
+/// tonic-web removes the header when it translates a gRPC-web request.
+pub(crate) fn note_declared_length<B>(req: &mut Request<B>) {
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared {
+        req.extensions_mut().insert(DeclaredLength(len));
     }
+}
+
+/// How many bytes of a refused HTTP/1.1 request body are read and
+/// discarded before the connection is closed: twice the limit, at least
+/// 8 MiB, so that a message somewhat over the limit is read to its end.
+pub(crate) fn linger_bytes(max: usize) -> u64 {
+    (max as u64).saturating_mul(2).max(8 * 1024 * 1024)
+}
+
+/// How long a refused HTTP/1.1 request body is read and discarded at most.
+pub(crate) const LINGER_TIME: Duration = Duration::from_secs(10);
+
+struct LimitedBody<B> {
+    // `None` once refused: the rest is being discarded elsewhere.
+    inner: Option<Pin<Box<B>>>,
+    max: usize,
+    // Bytes of the current frame header seen so far.
+    header: [u8; 5],
+    have: usize,
+    // Payload bytes of the current message still to pass.
+    skip: usize,
+    // Bytes to discard after a refusal (HTTP/1.x), or `None` to drop the
+    // body at once.
+    linger: Option<u64>,
+}
+
+/// Reads and discards the rest of a refused body, bounded in bytes and
+/// time, then drops it (see the module docs).
+fn discard<B>(mut body: Pin<Box<B>>, bound: u64)
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+{
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    handle.spawn(async move {
+        let rest = async {
+            let mut read = 0u64;
+            while let Some(Ok(frame)) =
+                std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await
+            {
+                if let Some(data) = frame.data_ref() {
+                    read += data.len() as u64;
+                    if read > bound {
+                        tracing::debug!("refused request body exceeds {bound} bytes: closing");
+                        return;
+                    }
+                }
+            }
+        };
+        if tokio::time::timeout(LINGER_TIME, rest).await.is_err() {
+            tracing::debug!("refused request body still arriving after {LINGER_TIME:?}: closing");
+        }
+    });
 }
 
 impl<B> HttpBody for LimitedBody<B>
 where
-    B: HttpBody<Data = Bytes>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<tonic::codegen::StdError>,
 {
     type Data = Bytes;
@@ -101,8 +186,11 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.project();
-        let frame = match ready!(this.inner.poll_frame(cx)) {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = match ready!(inner.as_mut().poll_frame(cx)) {
             Some(Ok(frame)) => frame,
             Some(Err(err)) => return Poll::Ready(Some(Err(err.into()))),
             None => return Poll::Ready(None),
@@ -110,32 +198,36 @@ where
         if let Some(data) = frame.data_ref() {
             let mut rest = data.clone();
             while rest.has_remaining() {
-                if *this.skip > 0 {
-                    let n = (*this.skip).min(rest.remaining());
+                if this.skip > 0 {
+                    let n = (this.skip).min(rest.remaining());
                     rest.advance(n);
-                    *this.skip -= n;
+                    this.skip -= n;
                     continue;
                 }
-                let n = (5 - *this.have).min(rest.remaining());
-                this.header[*this.have..*this.have + n].copy_from_slice(&rest[..n]);
+                let n = (5 - this.have).min(rest.remaining());
+                this.header[this.have..this.have + n].copy_from_slice(&rest[..n]);
                 rest.advance(n);
-                *this.have += n;
-                if *this.have == 5 {
-                    *this.have = 0;
+                this.have += n;
+                if this.have == 5 {
+                    this.have = 0;
                     let len = u32::from_be_bytes([
                         this.header[1],
                         this.header[2],
                         this.header[3],
                         this.header[4],
                     ]) as usize;
-                    if len > *this.max {
+                    if len > this.max {
                         let status = Status::resource_exhausted(format!(
                             "request message is {len} bytes; the limit is {} bytes",
                             this.max
                         ));
+                        if let (Some(body), Some(bound)) = (this.inner.take(), this.linger) {
+                            discard(body, bound);
+                        }
+                        this.inner = None;
                         return Poll::Ready(Some(Err(Box::new(status))));
                     }
-                    *this.skip = len;
+                    this.skip = len;
                 }
             }
         }
@@ -143,11 +235,16 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner
+            .as_ref()
+            .is_none_or(|inner| inner.is_end_stream())
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        self.inner.as_ref().map_or_else(
+            || http_body::SizeHint::with_exact(0),
+            |inner| inner.size_hint(),
+        )
     }
 }
 
@@ -163,11 +260,12 @@ mod tests {
                 .map(|c| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(c)))),
         );
         let body = LimitedBody {
-            inner: StreamBody::new(stream),
+            inner: Some(Box::pin(StreamBody::new(stream))),
             max,
             header: [0; 5],
             have: 0,
             skip: 0,
+            linger: None,
         };
         match body.collect().await {
             Ok(c) => Ok(c.to_bytes().len()),

@@ -25,6 +25,7 @@ mod request_id;
 mod drain;
 #[cfg(feature = "cli")]
 mod example;
+mod linger;
 mod metrics;
 mod protocols;
 mod tls;
