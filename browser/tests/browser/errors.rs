@@ -115,3 +115,24 @@ async fn an_unreachable_server_is_unavailable_and_retryable() {
     assert!(error.is_retryable());
     assert_eq!(error.request_id, None);
 }
+
+#[wasm_bindgen_test]
+async fn a_message_over_the_size_limit_is_resource_exhausted_not_a_network_error() {
+    // 5 MiB against the server's 4 MiB default. The server answers as soon
+    // as it reads the frame header, while the browser is still sending;
+    // the status reaches the page only if the server reads the rest before
+    // closing (fetch would otherwise reject: "Failed to fetch").
+    let status = within(
+        "CreateArticle",
+        articles().create_article(authorized(pb::CreateArticleRequest {
+            title: unique("too-big"),
+            content: "x".repeat(5 * 1024 * 1024),
+            tags: Vec::new(),
+        })),
+    )
+    .await
+    .expect_err("a 5 MiB message must be refused");
+    let error = Error::from(status);
+    assert_eq!(error.code, Code::ResourceExhausted, "{error:?}");
+    assert!(error.message.contains("limit"), "{error:?}");
+}
