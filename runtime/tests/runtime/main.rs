@@ -22,6 +22,7 @@ mod plain_http;
 mod request_id;
 
 // On a socket.
+mod connections;
 mod drain;
 #[cfg(feature = "cli")]
 mod example;
