@@ -1,18 +1,41 @@
 //! The static web app: files of one directory at `/`, `index.html` for
-//! unknown paths (client-side routes), and nothing outside the directory.
+//! unknown paths (client-side routes), precompressed variants chosen by
+//! `Accept-Encoding`, cache headers by name, and nothing outside the
+//! directory.
 //!
-//! tower-http's `ServeDir` refuses `..` and absolute components, but it
-//! follows symlinks: a link inside the directory to `/etc/passwd` would be
-//! served. [`StaticApp`] resolves each request's path as `ServeDir` does,
-//! and when it names something that exists, checks that its real path
-//! (symlinks resolved) is inside the real path of the directory; anything
-//! outside is a bare 404, with no hint of what is there. Links that stay
-//! inside the directory are served.
+//! **Encodings.** A file `X` may have `X.br` and `X.gz` beside it (made at
+//! build time by [`precompress`], feature `precompress`); tower-http's
+//! `ServeDir` sends the best one the client accepts (brotli before gzip)
+//! with its `Content-Encoding`, and `X` itself otherwise. Every answer
+//! carries `Vary: Accept-Encoding`. Nothing is compressed while serving.
 //!
-//! Limitation: the check and `ServeDir`'s open are two steps, so someone
+//! **Caching.** A file whose name carries a content hash — `-` and 16
+//! lowercase hex digits before a `.` or `_`, as Trunk names its output
+//! (`app-0123456789abcdef.js`, `app-0123456789abcdef_bg.wasm`) — changes
+//! name when it changes, so it is sent with `Cache-Control: public,
+//! max-age=31536000, immutable` and a browser never asks again. Everything
+//! else, `index.html` and the fallback for client-side routes included, is
+//! sent with `Cache-Control: no-cache` and `Last-Modified`: the browser
+//! revalidates on each visit with `If-Modified-Since` and gets an empty
+//! `304` while the file is unchanged. A hashed name that does not exist is
+//! answered with the fallback `index.html`, hence `no-cache` too.
+//!
+//! **Confinement.** tower-http's `ServeDir` refuses `..` and absolute
+//! components, but it follows symlinks: a link inside the directory to
+//! `/etc/passwd` would be served. [`StaticApp`] resolves each request's
+//! path as `ServeDir` does and, for the file and each precompressed
+//! variant `ServeDir` might open instead (and for a directory, its
+//! `index.html` and that file's variants), checks that what exists has
+//! its real path (symlinks resolved) inside the real path of the
+//! directory; if one is outside, the answer is a bare 404, with no hint of
+//! what is there. Links that stay inside the directory are served.
+//!
+//! Limitations: the check and `ServeDir`'s open are two steps, so someone
 //! who can swap links in the directory between them could still win the
 //! race; the directory is meant to be the deployer's, not writable by
-//! clients.
+//! clients. A variant is trusted to hold its file's bytes: run
+//! [`precompress`] again whenever the files change (a stale `X.br` would
+//! be served in place of a newer `X`).
 
 use std::{
     convert::Infallible,
@@ -24,9 +47,18 @@ use std::{
 use anyhow::Context as _;
 use axum::response::{IntoResponse as _, Response};
 use futures::future::BoxFuture;
-use http::{Request, StatusCode};
+use http::{HeaderValue, Request, StatusCode, header};
 use tower::{Service, ServiceExt as _};
 use tower_http::services::{ServeDir, ServeFile};
+
+/// The extensions `ServeDir` looks for beside a file, in the runtime's
+/// order of preference.
+const VARIANTS: [&str; 2] = ["br", "gz"];
+
+/// `Cache-Control` of a file whose name carries its content hash.
+const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
+/// `Cache-Control` of everything else: revalidate before each use.
+const REVALIDATE: HeaderValue = HeaderValue::from_static("no-cache");
 
 /// Serves the files under one directory whose real paths are inside it.
 #[derive(Clone)]
@@ -46,18 +78,54 @@ impl StaticApp {
         let root = dir
             .canonicalize()
             .with_context(|| format!("cannot resolve {}", dir.display()))?;
-        let index = root.join("index.html").canonicalize()?;
-        anyhow::ensure!(
-            index.starts_with(&root),
-            "{} is outside {}",
-            index.display(),
-            root.display()
-        );
+        let index = root.join("index.html");
+        for candidate in with_variants(&index) {
+            if let Ok(real) = candidate.canonicalize() {
+                anyhow::ensure!(
+                    real.starts_with(&root),
+                    "{} is outside {}",
+                    real.display(),
+                    root.display()
+                );
+            }
+        }
+        let fallback = ServeFile::new(index.canonicalize()?)
+            .precompressed_br()
+            .precompressed_gzip();
         Ok(Self {
-            files: ServeDir::new(&root).fallback(ServeFile::new(index)),
+            files: ServeDir::new(&root)
+                .precompressed_br()
+                .precompressed_gzip()
+                .fallback(fallback),
             root: Arc::new(root),
         })
     }
+}
+
+/// `path` and the precompressed variants `ServeDir` may open in its place.
+fn with_variants(path: &Path) -> impl Iterator<Item = PathBuf> + '_ {
+    std::iter::once(path.to_path_buf())
+        .chain(VARIANTS.iter().map(|extension| variant(path, extension)))
+}
+
+/// `path` with `.extension` appended to its file name.
+fn variant(path: &Path, extension: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(extension);
+    path.with_file_name(name)
+}
+
+/// Whether a file name carries a content hash: `-` and 16 lowercase hex
+/// digits, then `.` or `_` (Trunk's `name-<hash>.ext`, `name-<hash>_bg.wasm`).
+fn has_content_hash(name: &str) -> bool {
+    name.as_bytes().windows(18).any(|w| {
+        w[0] == b'-'
+            && w[1..17]
+                .iter()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+            && matches!(w[17], b'.' | b'_')
+    })
 }
 
 /// The file `ServeDir` would open for `uri_path` under `root` (same
@@ -77,23 +145,45 @@ fn requested_file(root: &Path, uri_path: &str) -> Option<PathBuf> {
     Some(path)
 }
 
-/// Whether what `path` names exists with its real path outside `root`
-/// (for a directory, the `index.html` `ServeDir` would serve from it).
-async fn escapes(root: &Path, path: &Path) -> bool {
-    let Ok(real) = tokio::fs::canonicalize(path).await else {
-        // Nothing there (or a dangling link): `ServeDir` finds nothing
-        // either and answers with `index.html`.
-        return false;
+/// What a request's path names under the root.
+enum Target {
+    /// It, or a variant `ServeDir` might send instead, is outside the root.
+    Outside,
+    /// A file (or a variant of one) inside the root.
+    File,
+    /// Nothing, a directory, or a path `ServeDir` refuses: the answer is
+    /// an `index.html` or no file.
+    Other,
+}
+
+/// Classifies `path` (see [`Target`]); for a directory, its `index.html`
+/// and that file's variants must be inside the root too.
+async fn classify(root: &Path, path: &Path) -> Target {
+    // For a directory, `ServeDir` sends its `index.html` (or a variant).
+    let (file, directory) = match tokio::fs::canonicalize(path).await {
+        Ok(real) if !real.starts_with(root) => return Target::Outside,
+        Ok(real) if tokio::fs::metadata(&real).await.is_ok_and(|m| m.is_dir()) => {
+            (real.join("index.html"), true)
+        }
+        _ => (path.to_path_buf(), false),
     };
-    if !real.starts_with(root) {
-        return true;
+    let mut found = false;
+    for candidate in with_variants(&file) {
+        // Nothing there (or a dangling link): `ServeDir` finds nothing
+        // either and tries the next variant or answers with `index.html`.
+        let Ok(real) = tokio::fs::canonicalize(&candidate).await else {
+            continue;
+        };
+        if !real.starts_with(root) {
+            return Target::Outside;
+        }
+        found = true;
     }
-    if tokio::fs::metadata(&real).await.is_ok_and(|m| m.is_dir())
-        && let Ok(index) = tokio::fs::canonicalize(real.join("index.html")).await
-    {
-        return !index.starts_with(root);
+    if found && !directory {
+        Target::File
+    } else {
+        Target::Other
     }
-    false
 }
 
 impl Service<Request<axum::body::Body>> for StaticApp {
@@ -109,15 +199,152 @@ impl Service<Request<axum::body::Body>> for StaticApp {
         let root = self.root.clone();
         let files = self.files.clone();
         Box::pin(async move {
-            if let Some(path) = requested_file(&root, req.uri().path())
-                && escapes(&root, &path).await
-            {
-                return Ok((StatusCode::NOT_FOUND, "not found\n").into_response());
-            }
-            match files.oneshot(req).await {
-                Ok(response) => Ok(response.into_response()),
+            let path = requested_file(&root, req.uri().path());
+            let target = match &path {
+                Some(path) => classify(&root, path).await,
+                None => Target::Other,
+            };
+            let cache_control = match target {
+                Target::Outside => {
+                    return Ok((StatusCode::NOT_FOUND, "not found\n").into_response());
+                }
+                Target::File
+                    if path
+                        .as_deref()
+                        .and_then(Path::file_name)
+                        .and_then(|name| name.to_str())
+                        .is_some_and(has_content_hash) =>
+                {
+                    IMMUTABLE
+                }
+                Target::File | Target::Other => REVALIDATE,
+            };
+            let mut response = match files.oneshot(req).await {
+                Ok(response) => response.into_response(),
                 Err(never) => match never {},
+            };
+            let status = response.status();
+            if status.is_success() || status == StatusCode::NOT_MODIFIED {
+                let headers = response.headers_mut();
+                headers.insert(header::CACHE_CONTROL, cache_control);
+                headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
             }
+            Ok(response)
         })
     }
+}
+
+/// Extensions of the files [`precompress`] compresses: text and
+/// WebAssembly. Images, fonts and archives are compressed already.
+#[cfg(feature = "precompress")]
+const COMPRESSIBLE: [&str; 13] = [
+    "html",
+    "htm",
+    "js",
+    "mjs",
+    "css",
+    "wasm",
+    "json",
+    "map",
+    "svg",
+    "txt",
+    "xml",
+    "webmanifest",
+    "ico",
+];
+
+/// One file [`precompress`] looked at: its size and those of the variants
+/// it wrote (`None`: not written, because compressing did not make it
+/// smaller).
+#[cfg(feature = "precompress")]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Precompressed {
+    /// The file, as found under the directory given to [`precompress`].
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// The size of `<path>.br` (brotli, quality 11).
+    pub brotli: Option<u64>,
+    /// The size of `<path>.gz` (gzip, level 9).
+    pub gzip: Option<u64>,
+}
+
+/// Writes `X.br` (brotli, quality 11) and `X.gz` (gzip, level 9) beside
+/// every compressible file `X` under `dir` (HTML, JS, CSS, WebAssembly,
+/// JSON, source maps, SVG, text, XML, web manifests, icons), for the
+/// static app to send to clients that accept them. A variant is written
+/// only when it is smaller than `X`, and an older one is removed when it
+/// is not; symlinks are not followed. Run it after each build of the app,
+/// over the directory given to `RuntimeBuilder::static_dir`: stale
+/// variants would be served in place of the new files.
+///
+/// Returns what it did, one entry per compressible file, sorted by path.
+#[cfg(feature = "precompress")]
+pub fn precompress(dir: &Path) -> anyhow::Result<Vec<Precompressed>> {
+    let mut done = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        let entries = std::fs::read_dir(&folder)
+            .with_context(|| format!("cannot read {}", folder.display()))?;
+        for entry in entries {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            let path = entry.path();
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_file()
+                && path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| COMPRESSIBLE.contains(&e.to_ascii_lowercase().as_str()))
+            {
+                done.push(precompress_file(&path)?);
+            }
+        }
+    }
+    done.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(done)
+}
+
+/// Compresses one file both ways; see [`precompress`].
+#[cfg(feature = "precompress")]
+fn precompress_file(path: &Path) -> anyhow::Result<Precompressed> {
+    use std::io::Write as _;
+
+    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+
+    let mut brotli = Vec::new();
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: 11,
+        lgwin: 22,
+        ..Default::default()
+    };
+    brotli::BrotliCompress(&mut raw.as_slice(), &mut brotli, &params)?;
+
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gzip.write_all(&raw)?;
+    let gzip = gzip.finish()?;
+
+    let mut written = [None, None];
+    for ((extension, bytes), size) in VARIANTS.iter().zip([brotli, gzip]).zip(&mut written) {
+        let variant = variant(path, extension);
+        // Removed first, so that a link in its place is replaced, never
+        // written through.
+        if variant.symlink_metadata().is_ok() {
+            std::fs::remove_file(&variant)
+                .with_context(|| format!("cannot remove {}", variant.display()))?;
+        }
+        if bytes.len() < raw.len() {
+            std::fs::write(&variant, &bytes)
+                .with_context(|| format!("cannot write {}", variant.display()))?;
+            *size = Some(bytes.len() as u64);
+        }
+    }
+    let [brotli, gzip] = written;
+    Ok(Precompressed {
+        path: path.to_path_buf(),
+        bytes: raw.len() as u64,
+        brotli,
+        gzip,
+    })
 }

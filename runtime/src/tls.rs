@@ -9,7 +9,6 @@
 use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use futures::{Stream, StreamExt as _};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tokio::{net::TcpStream, sync::mpsc};
 use tokio_rustls::{TlsAcceptor, rustls, server::TlsStream};
@@ -41,32 +40,33 @@ pub(crate) fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// TLS connections over the accepted TCP connections of `tcp`.
+/// Accepted TLS connections from `listener`.
 pub(crate) fn incoming(
-    tcp: impl Stream<Item = std::io::Result<TcpStream>> + Send + 'static,
+    listener: tokio::net::TcpListener,
     acceptor: TlsAcceptor,
 ) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
-        let mut tcp = std::pin::pin!(tcp);
         loop {
-            let tcp = tokio::select! {
+            let (tcp, peer) = tokio::select! {
                 _ = tx.closed() => break,
-                accepted = tcp.next() => match accepted {
-                    Some(Ok(tcp)) => tcp,
-                    Some(Err(_)) => continue,
-                    None => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(err) => {
+                        tracing::debug!(error = %err, "accept failed");
+                        continue;
+                    }
                 },
             };
-            let peer = tcp.peer_addr().ok();
+            let _ = tcp.set_nodelay(true);
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => {
                         let _ = tx.send(Ok(tls)).await;
                     }
-                    Ok(Err(err)) => tracing::debug!(?peer, error = %err, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(?peer, "TLS handshake timed out"),
+                    Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 }
             });
         }

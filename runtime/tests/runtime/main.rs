@@ -20,9 +20,9 @@ mod limit;
 mod logs;
 mod plain_http;
 mod request_id;
+mod static_files;
 
 // On a socket.
-mod connections;
 mod drain;
 #[cfg(feature = "cli")]
 mod example;
