@@ -42,10 +42,19 @@ pub struct RuntimeArgs {
     /// Seconds in-flight calls may take to finish after SIGTERM/SIGINT.
     #[arg(long, default_value_t = 10)]
     pub drain_secs: u64,
+
+    /// Most connections open at once; one more is refused (logged, and an HTTP/1.1
+    /// 503 over cleartext). 0 = no limit but the open-files limit.
+    #[arg(long, default_value_t = 0)]
+    pub max_connections: usize,
+
+    /// Seconds a new connection may stay silent before it is closed; 0 = forever.
+    #[arg(long, default_value_t = 10)]
+    pub header_read_secs: u64,
 }
 
 /// Each flag's argument id and the suffix of its environment variable.
-const ENV_NAMES: [(&str, &str); 7] = [
+const ENV_NAMES: [(&str, &str); 9] = [
     ("listen", "LISTEN"),
     ("allow_origins", "ALLOW_ORIGINS"),
     ("static_dir", "STATIC_DIR"),
@@ -53,13 +62,16 @@ const ENV_NAMES: [(&str, &str); 7] = [
     ("tls_cert", "TLS_CERT"),
     ("tls_key", "TLS_KEY"),
     ("drain_secs", "DRAIN_SECS"),
+    ("max_connections", "MAX_CONNECTIONS"),
+    ("header_read_secs", "HEADER_READ_SECS"),
 ];
 
 impl RuntimeArgs {
     /// Gives every runtime flag in `command` (flattened from
     /// [`RuntimeArgs`]) the environment variable `{prefix}_{NAME}`:
     /// `LISTEN`, `ALLOW_ORIGINS` (comma-separated), `STATIC_DIR`,
-    /// `MAX_MESSAGE_BYTES`, `TLS_CERT`, `TLS_KEY`, `DRAIN_SECS`.
+    /// `MAX_MESSAGE_BYTES`, `TLS_CERT`, `TLS_KEY`, `DRAIN_SECS`,
+    /// `MAX_CONNECTIONS`, `HEADER_READ_SECS`.
     ///
     /// ```
     /// use clap::{CommandFactory as _, FromArgMatches as _, Parser};
@@ -86,5 +98,10 @@ impl RuntimeArgs {
     /// `--drain-secs` as a duration.
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs(self.drain_secs)
+    }
+
+    /// `--header-read-secs` as a timeout (`None` for 0).
+    pub fn header_read_timeout(&self) -> Option<Duration> {
+        (self.header_read_secs > 0).then(|| Duration::from_secs(self.header_read_secs))
     }
 }

@@ -12,6 +12,14 @@
 //! Cheap on the hot path: one atomic load per read or write, and a waker
 //! registration only when the socket has nothing to read or no room to
 //! write.
+//!
+//! The wrapper also closes a connection that sends nothing: until its first
+//! byte arrives, a read that has to wait fails with `TimedOut` once the
+//! header-read timeout has passed, and hyper closes the connection. (hyper's
+//! own HTTP/1 header timeout starts only once hyper-util has seen enough
+//! bytes to tell HTTP/1.1 from HTTP/2, so a silent socket was kept forever.)
+//! Later silences are left to hyper: its HTTP/1 header-read timeout (30 s)
+//! between requests, HTTP/2 keepalive PINGs on idle HTTP/2 connections.
 
 use std::{
     collections::HashMap,
@@ -25,6 +33,7 @@ use std::{
 };
 
 use futures::task::AtomicWaker;
+use std::{future::Future as _, time::Duration};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::transport::server::Connected;
 
@@ -32,6 +41,8 @@ use tonic::transport::server::Connected;
 /// Dropping it cuts them too: no connection outlives the server.
 pub(crate) struct Connections {
     shared: Arc<Shared>,
+    /// How long a new connection may stay silent; `None` = forever.
+    first_byte_within: Option<Duration>,
 }
 
 struct Shared {
@@ -42,14 +53,20 @@ struct Shared {
 }
 
 impl Connections {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(first_byte_within: Option<Duration>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 cut: AtomicBool::new(false),
                 next_id: AtomicU64::new(0),
                 wakers: Mutex::new(HashMap::new()),
             }),
+            first_byte_within,
         }
+    }
+
+    /// How many wrapped connections are open.
+    pub(crate) fn open(&self) -> usize {
+        self.lock().len()
     }
 
     /// Wraps an accepted connection so that [`cut`](Self::cut) reaches it.
@@ -62,6 +79,9 @@ impl Connections {
             id,
             waker,
             shared: self.shared.clone(),
+            first_byte: self
+                .first_byte_within
+                .map(|within| Box::pin(tokio::time::sleep(within))),
         }
     }
 
@@ -99,12 +119,21 @@ pub(crate) struct Severable<IO> {
     id: u64,
     waker: Arc<AtomicWaker>,
     shared: Arc<Shared>,
+    /// Until the first byte: when the connection stops waiting for it.
+    first_byte: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<IO> Drop for Severable<IO> {
     fn drop(&mut self) {
         self.shared.lock().remove(&self.id);
     }
+}
+
+fn silent() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "nothing received within the header-read timeout: connection closed",
+    )
 }
 
 fn severed() -> io::Error {
@@ -147,7 +176,29 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Severable<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.get_mut().guard(cx, |io, cx| io.poll_read(cx, buf))
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match this.guard(cx, |io, cx| io.poll_read(cx, buf)) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.first_byte = None;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                let expired = this
+                    .first_byte
+                    .as_mut()
+                    .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
+                if expired {
+                    tracing::debug!("closing a connection that sent nothing");
+                    Poll::Ready(Err(silent()))
+                } else {
+                    Poll::Pending
+                }
+            }
+            other => other,
+        }
     }
 }
 
@@ -198,7 +249,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cut_wakes_a_waiting_read_and_fails_later_writes() {
-        let connections = Connections::new();
+        let connections = Connections::new(None);
         let (near, mut far) = tokio::io::duplex(64);
         let mut conn = connections.wrap(near);
         far.write_all(b"hi").await.unwrap();
@@ -235,6 +286,32 @@ mod tests {
         assert!(
             connections.lock().is_empty(),
             "a closed connection leaves no waker behind"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_sends_nothing_is_closed_after_the_timeout() {
+        let connections = Connections::new(Some(std::time::Duration::from_millis(100)));
+        let (near, mut far) = tokio::io::duplex(64);
+        let mut conn = connections.wrap(near);
+        let mut buf = [0u8; 1];
+        let err = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .expect("the timeout ends the read")
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+
+        // Once a byte has arrived, silence is not this wrapper's business.
+        let (near, mut _far2) = tokio::io::duplex(64);
+        let mut conn = connections.wrap(near);
+        far.write_all(b"x").await.unwrap_or(());
+        _far2.write_all(b"x").await.unwrap();
+        conn.read_exact(&mut buf).await.unwrap();
+        let later =
+            tokio::time::timeout(std::time::Duration::from_millis(300), conn.read(&mut buf)).await;
+        assert!(
+            later.is_err(),
+            "a connection that spoke is left waiting: {later:?}"
         );
     }
 }

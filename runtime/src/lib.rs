@@ -48,6 +48,18 @@
 //! [`RuntimeBuilder::metrics`] to add your own), never to the `metrics`
 //! crate's global recorder, which stays the program's. Logs are `tracing`
 //! events (target `grpc`): installing a subscriber is the program's choice.
+//! One exception, at [`bind`](RuntimeBuilder::bind): the process's soft
+//! open-files limit is raised to its hard limit (and both are logged),
+//! since a server held at a soft limit of 1024 stalls at about a thousand
+//! connections.
+//!
+//! # Connections
+//! A new connection that sends nothing within
+//! [`header_read_timeout`](RuntimeBuilder::header_read_timeout) (10 s) is
+//! closed; [`max_connections`](RuntimeBuilder::max_connections) refuses
+//! connections beyond a limit; accept errors are logged (rate-limited) and
+//! back off instead of spinning; idle HTTP/2 connections get keepalive
+//! PINGs every 30 s and are closed when one goes unanswered for 20 s.
 //!
 //! # Drain
 //! [`Runtime::run_until`] serves until its signal, then: health turns
@@ -78,6 +90,7 @@
 
 #![warn(missing_docs)]
 
+mod accept;
 #[cfg(feature = "cli")]
 mod args;
 mod cors;
@@ -99,7 +112,7 @@ use tonic::{
     body::Body,
     server::NamedService,
     service::{Routes, RoutesBuilder},
-    transport::{Server, server::TcpIncoming},
+    transport::Server,
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::{Service, ServiceBuilder};
@@ -123,6 +136,9 @@ use self::{
 
 /// Default largest request message: 4 MiB, gRPC's customary limit.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Default time a new connection may take to send its first byte: 10 s.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Per-service settings of the runtime, applied to generated servers with
 /// [`configure_service!`].
@@ -165,6 +181,8 @@ pub struct RuntimeBuilder {
     drain_timeout: Duration,
     on_shutdown: Vec<ShutdownHook>,
     metrics: Option<Metrics>,
+    max_connections: usize,
+    header_read_timeout: Option<Duration>,
 }
 
 impl Default for RuntimeBuilder {
@@ -190,6 +208,8 @@ impl RuntimeBuilder {
             drain_timeout: Duration::from_secs(10),
             on_shutdown: Vec::new(),
             metrics: None,
+            max_connections: 0,
+            header_read_timeout: Some(DEFAULT_HEADER_READ_TIMEOUT),
         }
     }
 
@@ -203,7 +223,9 @@ impl RuntimeBuilder {
             .max_message_bytes(args.max_message_bytes)
             .allow_origins(args.allow_origins.clone())
             .static_dir(args.static_dir.clone())
-            .drain_timeout(args.drain_timeout());
+            .drain_timeout(args.drain_timeout())
+            .max_connections(args.max_connections)
+            .header_read_timeout(args.header_read_timeout());
         if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
             self = self.tls(cert.clone(), key.clone());
         }
@@ -281,6 +303,22 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Most connections open at once (default 0: no limit but the
+    /// open-files limit); one more is refused with a logged warning (and
+    /// an HTTP/1.1 `503` over cleartext), then closed.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// How long a new connection may stay silent before it is closed
+    /// (default 10 s; `None`: forever). Later silences are hyper's:
+    /// 30 s between HTTP/1.1 requests, keepalive PINGs on HTTP/2.
+    pub fn header_read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
     /// Runs `hook` when draining starts, e.g. to end long-lived streams.
     pub fn on_shutdown(mut self, hook: impl FnOnce() + Send + 'static) -> Self {
         self.on_shutdown.push(Box::new(hook));
@@ -295,16 +333,22 @@ impl RuntimeBuilder {
     }
 
     /// Binds the port (0 picks a free one) and assembles the service.
+    ///
+    /// Raises the process's soft open-files limit to its hard limit (and
+    /// logs both): the one process-wide change the runtime makes, since a
+    /// server held at a soft limit of 1024 stalls at about a thousand
+    /// connections.
     pub async fn bind(self, addr: SocketAddr) -> anyhow::Result<Runtime> {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        accept::raise_open_files_limit();
+        let listener = accept::listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
         let local_addr = listener.local_addr()?;
         let tls = match &self.tls {
             Some((cert, key)) => Some(tls::acceptor(cert, key)?),
             None => None,
         };
         let drain_timeout = self.drain_timeout;
+        let (max_connections, header_read_timeout) =
+            (self.max_connections, self.header_read_timeout);
         let (assembled, on_shutdown) = self.assemble().await?;
         Ok(Runtime {
             listener,
@@ -316,6 +360,8 @@ impl RuntimeBuilder {
             names: assembled.names,
             drain_timeout,
             on_shutdown,
+            max_connections,
+            header_read_timeout,
         })
     }
 
@@ -470,6 +516,8 @@ pub struct Runtime {
     names: Vec<&'static str>,
     drain_timeout: Duration,
     on_shutdown: Vec<ShutdownHook>,
+    max_connections: usize,
+    header_read_timeout: Option<Duration>,
 }
 
 impl Runtime {
@@ -509,6 +557,8 @@ impl Runtime {
             names,
             drain_timeout,
             on_shutdown,
+            max_connections,
+            header_read_timeout,
             ..
         } = self;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -520,13 +570,20 @@ impl Runtime {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)));
         let routes = Routes::from(app);
-        let connections = Connections::new();
+        let connections = std::sync::Arc::new(Connections::new(header_read_timeout));
+        let admission = accept::Admission {
+            connections: connections.clone(),
+            max_connections,
+            cleartext: tls.is_none(),
+        };
+        let tcp = accept::tcp_connections(listener, admission);
         let serve: std::pin::Pin<
             Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
         > = match tls {
             Some(acceptor) => {
-                let incoming = tls::incoming(listener, acceptor)
-                    .map(|conn| conn.map(|io| connections.wrap(io)));
+                let wrap = connections.clone();
+                let incoming =
+                    tls::incoming(tcp, acceptor).map(move |conn| conn.map(|io| wrap.wrap(io)));
                 Box::pin(
                     server
                         .add_routes(routes)
@@ -534,9 +591,8 @@ impl Runtime {
                 )
             }
             None => {
-                let incoming = TcpIncoming::from(listener)
-                    .with_nodelay(Some(true))
-                    .map(|conn| conn.map(|io| connections.wrap(io)));
+                let wrap = connections.clone();
+                let incoming = tcp.map(move |conn| conn.map(|io| wrap.wrap(io)));
                 Box::pin(
                     server
                         .add_routes(routes)

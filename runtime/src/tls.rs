@@ -9,6 +9,7 @@
 use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use futures::{Stream, StreamExt as _};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tokio::{net::TcpStream, sync::mpsc};
 use tokio_rustls::{TlsAcceptor, rustls, server::TlsStream};
@@ -40,33 +41,32 @@ pub(crate) fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Accepted TLS connections from `listener`.
+/// TLS connections over the accepted TCP connections of `tcp`.
 pub(crate) fn incoming(
-    listener: tokio::net::TcpListener,
+    tcp: impl Stream<Item = std::io::Result<TcpStream>> + Send + 'static,
     acceptor: TlsAcceptor,
 ) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
+        let mut tcp = std::pin::pin!(tcp);
         loop {
-            let (tcp, peer) = tokio::select! {
+            let tcp = tokio::select! {
                 _ = tx.closed() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(err) => {
-                        tracing::debug!(error = %err, "accept failed");
-                        continue;
-                    }
+                accepted = tcp.next() => match accepted {
+                    Some(Ok(tcp)) => tcp,
+                    Some(Err(_)) => continue,
+                    None => break,
                 },
             };
-            let _ = tcp.set_nodelay(true);
+            let peer = tcp.peer_addr().ok();
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => {
                         let _ = tx.send(Ok(tls)).await;
                     }
-                    Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    Ok(Err(err)) => tracing::debug!(?peer, error = %err, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(?peer, "TLS handshake timed out"),
                 }
             });
         }

@@ -26,7 +26,7 @@ const BOB_TOKEN: &str = "bob-process-token-0123";
 
 /// Every flag of the server; `help_lists_every_flag` checks this list is
 /// complete against the parser, and that `--help` documents each.
-const FLAGS: [&str; 15] = [
+const FLAGS: [&str; 17] = [
     "--listen",
     "--allow-origin",
     "--static-dir",
@@ -34,6 +34,8 @@ const FLAGS: [&str; 15] = [
     "--tls-cert",
     "--tls-key",
     "--drain-secs",
+    "--max-connections",
+    "--header-read-secs",
     "--database",
     "--token",
     "--tokens-file",

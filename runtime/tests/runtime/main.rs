@@ -23,6 +23,7 @@ mod request_id;
 mod static_files;
 
 // On a socket.
+mod connections;
 mod drain;
 #[cfg(feature = "cli")]
 mod example;
