@@ -51,10 +51,17 @@ pub struct RuntimeArgs {
     /// Seconds a new connection may stay silent before it is closed; 0 = forever.
     #[arg(long, default_value_t = 10)]
     pub header_read_secs: u64,
+
+    /// Most gRPC calls handled at once (default: 64 per core); one more is refused at
+    /// once with UNAVAILABLE, never queued. A call counts until its response headers
+    /// (a watch stream only until it starts); health checks are never refused.
+    /// 0 = no limit.
+    #[arg(long, default_value_t = crate::overload::default_max_concurrent_calls())]
+    pub max_concurrent_calls: usize,
 }
 
 /// Each flag's argument id and the suffix of its environment variable.
-const ENV_NAMES: [(&str, &str); 9] = [
+const ENV_NAMES: [(&str, &str); 10] = [
     ("listen", "LISTEN"),
     ("allow_origins", "ALLOW_ORIGINS"),
     ("static_dir", "STATIC_DIR"),
@@ -64,6 +71,7 @@ const ENV_NAMES: [(&str, &str); 9] = [
     ("drain_secs", "DRAIN_SECS"),
     ("max_connections", "MAX_CONNECTIONS"),
     ("header_read_secs", "HEADER_READ_SECS"),
+    ("max_concurrent_calls", "MAX_CONCURRENT_CALLS"),
 ];
 
 impl RuntimeArgs {
@@ -71,7 +79,7 @@ impl RuntimeArgs {
     /// [`RuntimeArgs`]) the environment variable `{prefix}_{NAME}`:
     /// `LISTEN`, `ALLOW_ORIGINS` (comma-separated), `STATIC_DIR`,
     /// `MAX_MESSAGE_BYTES`, `TLS_CERT`, `TLS_KEY`, `DRAIN_SECS`,
-    /// `MAX_CONNECTIONS`, `HEADER_READ_SECS`.
+    /// `MAX_CONNECTIONS`, `HEADER_READ_SECS`, `MAX_CONCURRENT_CALLS`.
     ///
     /// ```
     /// use clap::{CommandFactory as _, FromArgMatches as _, Parser};

@@ -61,6 +61,14 @@
 //! back off instead of spinning; idle HTTP/2 connections get keepalive
 //! PINGs every 30 s and are closed when one goes unanswered for 20 s.
 //!
+//! # Overload
+//! At most [`max_concurrent_calls`](RuntimeBuilder::max_concurrent_calls)
+//! gRPC calls are handled at once; one more is refused at once with
+//! UNAVAILABLE (which clients retry) instead of waiting in a queue, so
+//! admitted calls keep a bounded latency and memory stays bounded. A call
+//! counts until its response headers (a watch stream only until it
+//! starts); health checks are never refused.
+//!
 //! # Drain
 //! [`Runtime::run_until`] serves until its signal, then: health turns
 //! NOT_SERVING, the port closes, [`on_shutdown`](RuntimeBuilder::on_shutdown)
@@ -99,6 +107,7 @@ mod drain;
 mod limit;
 mod metrics;
 mod observe;
+mod overload;
 mod static_app;
 mod tls;
 
@@ -183,6 +192,7 @@ pub struct RuntimeBuilder {
     metrics: Option<Metrics>,
     max_connections: usize,
     header_read_timeout: Option<Duration>,
+    max_concurrent_calls: usize,
 }
 
 impl Default for RuntimeBuilder {
@@ -210,6 +220,7 @@ impl RuntimeBuilder {
             metrics: None,
             max_connections: 0,
             header_read_timeout: Some(DEFAULT_HEADER_READ_TIMEOUT),
+            max_concurrent_calls: overload::default_max_concurrent_calls(),
         }
     }
 
@@ -225,7 +236,8 @@ impl RuntimeBuilder {
             .static_dir(args.static_dir.clone())
             .drain_timeout(args.drain_timeout())
             .max_connections(args.max_connections)
-            .header_read_timeout(args.header_read_timeout());
+            .header_read_timeout(args.header_read_timeout())
+            .max_concurrent_calls(args.max_concurrent_calls);
         if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
             self = self.tls(cert.clone(), key.clone());
         }
@@ -316,6 +328,16 @@ impl RuntimeBuilder {
     /// 30 s between HTTP/1.1 requests, keepalive PINGs on HTTP/2.
     pub fn header_read_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Most gRPC calls handled at once (default: 64 per core, at least
+    /// 64; 0 = no limit). One more is refused at once with UNAVAILABLE
+    /// naming `--max-concurrent-calls`, never queued. A call counts until
+    /// its response headers: a server stream only until it starts. Health
+    /// checks are never refused.
+    pub fn max_concurrent_calls(mut self, max: usize) -> Self {
+        self.max_concurrent_calls = max;
         self
     }
 
@@ -422,11 +444,19 @@ impl RuntimeBuilder {
                 .context("reflection descriptors")?,
         );
 
+        let services = ServiceBuilder::new()
+            .layer(MessageLimitLayer::new(self.settings.max_message_bytes))
+            .service(routes.routes().prepare().into_axum_router());
+        // Refusals of the load shedding are logged and counted, and
+        // translated to gRPC-web by tonic-web like any other answer.
+        let limited = overload::limit(
+            Router::new().fallback_service(services),
+            self.max_concurrent_calls,
+        );
         let grpc = ServiceBuilder::new()
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(ObserveLayer::new(metrics.clone()))
-            .layer(MessageLimitLayer::new(self.settings.max_message_bytes))
-            .service(routes.routes().prepare().into_axum_router());
+            .service(limited);
         let grpc = Router::new().fallback_service(grpc);
 
         let registry = metrics.clone();

@@ -26,7 +26,7 @@ const BOB_TOKEN: &str = "bob-process-token-0123";
 
 /// Every flag of the server; `help_lists_every_flag` checks this list is
 /// complete against the parser, and that `--help` documents each.
-const FLAGS: [&str; 17] = [
+const FLAGS: [&str; 18] = [
     "--listen",
     "--allow-origin",
     "--static-dir",
@@ -36,6 +36,7 @@ const FLAGS: [&str; 17] = [
     "--drain-secs",
     "--max-connections",
     "--header-read-secs",
+    "--max-concurrent-calls",
     "--database",
     "--token",
     "--tokens-file",

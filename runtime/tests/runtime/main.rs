@@ -18,6 +18,7 @@ mod dispatch;
 mod gzip;
 mod limit;
 mod logs;
+mod overload;
 mod plain_http;
 mod request_id;
 mod static_files;

@@ -1,0 +1,53 @@
+//! Load shedding: a bound on the gRPC calls being handled at once, and a
+//! fast refusal beyond it instead of a queue.
+//!
+//! tower's `ConcurrencyLimit` holds a permit per call and `LoadShed`
+//! turns "no permit free" into an immediate error, which is answered
+//! UNAVAILABLE (a status clients retry: the call was not started) with a
+//! message naming `--max-concurrent-calls`, in the caller's framing
+//! (tonic-web translates it for gRPC-web). Nothing waits in a queue, so
+//! admitted calls keep their latency and memory stays bounded when the
+//! offered load is several times what the server can do.
+//!
+//! A permit is held until the call's response headers, not its whole
+//! body: a unary call counts while its handler runs, a server stream
+//! (a watch) only until it starts, so long-lived streams neither starve
+//! nor count against other calls forever. A client stream (an import)
+//! counts until its handler answers, i.e. while it is being received.
+//! Health checks (`grpc.health.v1.Health`) are never refused: an
+//! overloaded server is busy, not dead.
+
+use axum::{Router, error_handling::HandleErrorLayer, response::IntoResponse as _};
+use tower::{BoxError, ServiceBuilder};
+
+/// A default for the machine: 64 calls per core, at least 64.
+pub(crate) fn default_max_concurrent_calls() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (64 * cores).max(64)
+}
+
+/// `grpc` with at most `max` calls in progress (0 = no limit) besides
+/// health checks.
+pub(crate) fn limit(grpc: Router, max: usize) -> Router {
+    if max == 0 {
+        return grpc;
+    }
+    let limited = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |_: BoxError| async move {
+            let status = tonic::Status::unavailable(format!(
+                "the server is overloaded: {max} calls in progress, the \
+                 --max-concurrent-calls limit; retry later"
+            ));
+            status.into_http::<axum::body::Body>().into_response()
+        }))
+        .load_shed()
+        .concurrency_limit(max)
+        .service(grpc.clone());
+    Router::new()
+        // (axum refuses a `Router` as a route's service: hence the wrapper.)
+        .route_service(
+            "/grpc.health.v1.Health/{method}",
+            grpc.into_service::<axum::body::Body>(),
+        )
+        .fallback_service(limited)
+}
