@@ -1,6 +1,8 @@
 //! Building the browser app (`web/`) with Trunk in release mode into
-//! `web/dist`, for `run`, `e2e` and `bench`. Installs the pinned Trunk,
-//! wasm-bindgen CLI and wasm-opt first (see `tools`).
+//! `web/dist`, for `run`, `e2e` and `bench`, then writing its brotli and
+//! gzip variants (`X.br`, `X.gz`) beside the files for the runtime's
+//! static app to send. Installs the pinned Trunk, wasm-bindgen CLI and
+//! wasm-opt first (see `tools`).
 
 use std::env;
 use std::path::PathBuf;
@@ -23,7 +25,10 @@ const TRUNK_VERSION: &str = "0.21.14";
 /// CLI at exactly the version of the `wasm-bindgen` crate in Cargo.lock,
 /// and wasm-opt from npm into `target/tools`. Then `cargo fetch` (Trunk
 /// builds `--offline`, see `Trunk.toml`) and `trunk build --release`,
-/// which writes `web/dist`.
+/// which writes `web/dist`. Last, the runtime's precompress example
+/// (`grpc_runtime::precompress`, release: brotli at quality 11 is slow
+/// unoptimised) writes `X.br` and `X.gz` beside each file; xtask runs it
+/// through cargo instead of linking a compressor itself.
 pub(crate) fn build_web() -> Result<Option<PathBuf>> {
     let root = workspace_root();
     step("build the web app (trunk build --release)");
@@ -66,5 +71,25 @@ pub(crate) fn build_web() -> Result<Option<PathBuf>> {
             dist.display()
         ));
     }
+
+    step("precompress web/dist (brotli 11 and gzip 9 beside each file)");
+    let mut args = vec![
+        "run",
+        "--release",
+        "--locked",
+        "--quiet",
+        "-p",
+        "grpc-runtime",
+        "--features",
+        "precompress",
+        "--example",
+        "precompress",
+        "--",
+    ]
+    .into_iter()
+    .map(std::ffi::OsString::from)
+    .collect::<Vec<_>>();
+    args.push(dist.clone().into_os_string());
+    cargo(&args)?;
     Ok(Some(dist))
 }
