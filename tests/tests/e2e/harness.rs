@@ -44,7 +44,7 @@ const CHROMIUM_ARGS: &[&str] = &[
 ];
 
 /// The built web app (`web/dist`), from `ARTICLE_WEB_DIST`.
-fn web_dist() -> PathBuf {
+pub fn web_dist() -> PathBuf {
     let Some(dir) = std::env::var_os("ARTICLE_WEB_DIST").filter(|d| !d.is_empty()) else {
         panic!(
             "ARTICLE_WEB_DIST is not set: point it at the built web app (web/dist), \

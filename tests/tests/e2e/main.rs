@@ -10,4 +10,5 @@
 mod harness;
 
 mod browse;
+mod caching;
 mod write;
