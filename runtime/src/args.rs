@@ -52,7 +52,7 @@ pub struct RuntimeArgs {
     #[arg(long, default_value_t = 10)]
     pub header_read_secs: u64,
 
-    /// Most gRPC calls handled at once (default: 64 per core); one more is refused at
+    /// Most gRPC calls handled at once (default: 256 per core); one more is refused at
     /// once with UNAVAILABLE, never queued. A call counts until its response headers
     /// (a watch stream only until it starts); health checks are never refused.
     /// 0 = no limit.

@@ -331,8 +331,8 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Most gRPC calls handled at once (default: 64 per core, at least
-    /// 64; 0 = no limit). One more is refused at once with UNAVAILABLE
+    /// Most gRPC calls handled at once (default: 256 per core; 0 = no
+    /// limit). One more is refused at once with UNAVAILABLE
     /// naming `--max-concurrent-calls`, never queued. A call counts until
     /// its response headers: a server stream only until it starts. Health
     /// checks are never refused.

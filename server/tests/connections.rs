@@ -106,7 +106,7 @@ async fn at_a_soft_limit_of_1024_2000_watch_streams_open_and_silent_sockets_are_
         .args(["--listen", "127.0.0.1:0", "--database", "sqlite::memory:"])
         .args(["--header-read-secs", &HEADER_READ_SECS.to_string()])
         // This test is about connections. With the default call limit
-        // (64 per core) a part of 2,000 simultaneous starts is refused
+        // (256 per core) a part of 2,000 simultaneous starts is refused
         // UNAVAILABLE and retried, as `watch` does, which makes the
         // test's time depend on the machine's load; the limit has its own
         // tests in grpc-runtime (`overload`).
