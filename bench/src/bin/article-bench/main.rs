@@ -23,6 +23,7 @@
 
 mod browser;
 mod load;
+mod overload;
 mod report;
 mod seed;
 mod wire;
@@ -57,6 +58,11 @@ enum Part {
     /// The web app in headless Chromium (and Firefox with --geckodriver):
     /// bundle size, time to first list, prost vs protobuf-es decode.
     Browser,
+    /// Only on request: 1×, 2× and 5× the saturating rate of a search,
+    /// open loop, with the server's call limit and without; p99 of the
+    /// admitted calls, refusals, peak RSS (printed, and in
+    /// target/bench/overload.json; BENCHMARKS.md is left as it is).
+    Overload,
 }
 
 #[derive(Parser)]
@@ -165,10 +171,16 @@ impl Ctx {
     }
 
     async fn article_server(&self, name: &str) -> anyhow::Result<Server> {
+        self.article_server_with(name, &[]).await
+    }
+
+    /// The article server with extra flags.
+    async fn article_server_with(&self, name: &str, extra: &[&str]) -> anyhow::Result<Server> {
         let mut cmd = process::command(&self.server_bin, self.server_cpus.as_deref());
         cmd.args(["--listen", "127.0.0.1:0", "--database"])
             .arg(self.db_url())
             .args(["--token", &format!("bench={TOKEN}")])
+            .args(extra)
             .env_remove("RUST_LOG");
         if let Some(filter) = &self.server_log {
             cmd.env("RUST_LOG", filter);
@@ -393,6 +405,15 @@ async fn main() -> anyhow::Result<()> {
             decode_warmup_ms: if args.quick { 300 } else { 1000 },
         };
         results.browser = Some(browser::run(&ctx, &cfg, args.articles).await?);
+    }
+
+    if args.only == Some(Part::Overload) {
+        let duration = ctx.load.duration;
+        let overload = overload::run(&ctx, duration).await?;
+        let path = work.join("overload.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&overload)?)?;
+        step(&format!("wrote {}", path.display()));
+        return Ok(());
     }
 
     let machine = machine.finish();
