@@ -13,11 +13,13 @@
 //! registration only when the socket has nothing to read or no room to
 //! write.
 //!
-//! The wrapper also closes a connection that sends nothing: until its first
-//! byte arrives, a read that has to wait fails with `TimedOut` once the
-//! header-read timeout has passed, and hyper closes the connection. (hyper's
-//! own HTTP/1 header timeout starts only once hyper-util has seen enough
-//! bytes to tell HTTP/1.1 from HTTP/2, so a silent socket was kept forever.)
+//! The wrapper also closes a connection that sends (almost) nothing: until
+//! its first [`OPENING_BYTES`] bytes have arrived, a read that has to wait
+//! fails with `TimedOut` once the header-read timeout has passed, and hyper
+//! closes the connection. (hyper's own HTTP/1 header timeout starts only
+//! once hyper-util has seen enough bytes to tell HTTP/1.1 from HTTP/2, so a
+//! silent socket, or one that sent a byte of the HTTP/2 preface, was kept
+//! forever.)
 //! Later silences are left to hyper: its HTTP/1 header-read timeout (30 s)
 //! between requests, HTTP/2 keepalive PINGs on idle HTTP/2 connections.
 
@@ -82,6 +84,7 @@ impl Connections {
             first_byte: self
                 .first_byte_within
                 .map(|within| Box::pin(tokio::time::sleep(within))),
+            opening_left: OPENING_BYTES,
         }
     }
 
@@ -119,9 +122,16 @@ pub(crate) struct Severable<IO> {
     id: u64,
     waker: Arc<AtomicWaker>,
     shared: Arc<Shared>,
-    /// Until the first byte: when the connection stops waiting for it.
+    /// Until the opening bytes are in: when the connection stops waiting
+    /// for them.
     first_byte: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Opening bytes still to come.
+    opening_left: usize,
 }
+
+/// The bytes hyper-util reads to tell HTTP/2 (its 24-byte preface) from
+/// HTTP/1.1; any HTTP/1.1 request but the shortest HTTP/1.0 one is longer.
+pub(crate) const OPENING_BYTES: usize = 24;
 
 impl<IO> Drop for Severable<IO> {
     fn drop(&mut self) {
@@ -180,7 +190,10 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Severable<IO> {
         let before = buf.filled().len();
         match this.guard(cx, |io, cx| io.poll_read(cx, buf)) {
             Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before {
+                let read = buf.filled().len() - before;
+                this.opening_left = this.opening_left.saturating_sub(read);
+                if this.opening_left == 0 || read == 0 {
+                    // The opening is in, or the peer closed its side.
                     this.first_byte = None;
                 }
                 Poll::Ready(Ok(()))
@@ -290,9 +303,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_connection_that_sends_nothing_is_closed_after_the_timeout() {
+    async fn a_connection_that_sends_nothing_or_too_little_is_closed_after_the_timeout() {
         let connections = Connections::new(Some(std::time::Duration::from_millis(100)));
-        let (near, mut far) = tokio::io::duplex(64);
+        let (near, far) = tokio::io::duplex(64);
         let mut conn = connections.wrap(near);
         let mut buf = [0u8; 1];
         let err = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf))
@@ -301,12 +314,25 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
 
-        // Once a byte has arrived, silence is not this wrapper's business.
-        let (near, mut _far2) = tokio::io::duplex(64);
+        // One byte (of an HTTP/2 preface, say) is not enough…
+        let (near, mut second) = tokio::io::duplex(64);
         let mut conn = connections.wrap(near);
-        far.write_all(b"x").await.unwrap_or(());
-        _far2.write_all(b"x").await.unwrap();
+        second.write_all(b"P").await.unwrap();
         conn.read_exact(&mut buf).await.unwrap();
+        let err = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .expect("the timeout ends the read")
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+
+        // …but once the opening bytes are in, silence is not this
+        // wrapper's business.
+        let (near, mut third) = tokio::io::duplex(64);
+        let mut conn = connections.wrap(near);
+        drop(far);
+        third.write_all(&[b'x'; OPENING_BYTES]).await.unwrap();
+        let mut opening = [0u8; OPENING_BYTES];
+        conn.read_exact(&mut opening).await.unwrap();
         let later =
             tokio::time::timeout(std::time::Duration::from_millis(300), conn.read(&mut buf)).await;
         assert!(
