@@ -9,10 +9,11 @@
 //! with its `Content-Encoding`, and `X` itself otherwise. Every answer
 //! carries `Vary: Accept-Encoding`. Nothing is compressed while serving.
 //!
-//! **Caching.** A file whose name carries a content hash — `-` and 16
-//! lowercase hex digits before a `.` or `_`, as Trunk names its output
-//! (`app-0123456789abcdef.js`, `app-0123456789abcdef_bg.wasm`) — changes
-//! name when it changes, so it is sent with `Cache-Control: public,
+//! **Caching.** A file whose name carries a content hash — `-` and 12 to
+//! 16 lowercase hex digits before a `.` or `_`, as Trunk names its output
+//! (`app-0123456789abcdef.js`, `app-0123456789abcdef_bg.wasm`; Trunk
+//! writes its 64-bit hash without leading zeros, so one name in 16 has 15
+//! digits) — changes name when it changes, so it is sent with `Cache-Control: public,
 //! max-age=31536000, immutable` and a browser never asks again. Everything
 //! else, `index.html` and the fallback for client-side routes included, is
 //! sent with `Cache-Control: no-cache` and `Last-Modified`: the browser
@@ -116,15 +117,20 @@ fn variant(path: &Path, extension: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Whether a file name carries a content hash: `-` and 16 lowercase hex
-/// digits, then `.` or `_` (Trunk's `name-<hash>.ext`, `name-<hash>_bg.wasm`).
+/// Whether a file name carries a content hash: `-` and 12 to 16 lowercase
+/// hex digits, then `.` or `_` (Trunk's `name-<hash>.ext`,
+/// `name-<hash>_bg.wasm`, the hash unpadded). Fewer than 12 digits is too
+/// likely to be a word (`-cafe.js`, `-deadbeef.css`).
 fn has_content_hash(name: &str) -> bool {
-    name.as_bytes().windows(18).any(|w| {
-        w[0] == b'-'
-            && w[1..17]
-                .iter()
-                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
-            && matches!(w[17], b'.' | b'_')
+    let bytes = name.as_bytes();
+    bytes.iter().enumerate().any(|(dash, &b)| {
+        let digits = bytes[dash + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(*c))
+            .count();
+        b == b'-'
+            && (12..=16).contains(&digits)
+            && matches!(bytes.get(dash + 1 + digits), Some(b'.' | b'_'))
     })
 }
 
