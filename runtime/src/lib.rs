@@ -59,7 +59,8 @@
 //! closed; [`max_connections`](RuntimeBuilder::max_connections) refuses
 //! connections beyond a limit; accept errors are logged (rate-limited) and
 //! back off instead of spinning; idle HTTP/2 connections get keepalive
-//! PINGs every 30 s and are closed when one goes unanswered for 20 s.
+//! PINGs every 30 s and are closed when one goes unanswered for 20 s
+//! ([`http2_keepalive`](RuntimeBuilder::http2_keepalive)).
 //!
 //! # Overload
 //! At most [`max_concurrent_calls`](RuntimeBuilder::max_concurrent_calls)
@@ -193,6 +194,7 @@ pub struct RuntimeBuilder {
     max_connections: usize,
     header_read_timeout: Option<Duration>,
     max_concurrent_calls: usize,
+    http2_keepalive: (Duration, Duration),
 }
 
 impl Default for RuntimeBuilder {
@@ -221,6 +223,7 @@ impl RuntimeBuilder {
             max_connections: 0,
             header_read_timeout: Some(DEFAULT_HEADER_READ_TIMEOUT),
             max_concurrent_calls: overload::default_max_concurrent_calls(),
+            http2_keepalive: (Duration::from_secs(30), Duration::from_secs(20)),
         }
     }
 
@@ -331,6 +334,15 @@ impl RuntimeBuilder {
         self
     }
 
+    /// HTTP/2 keepalive: a PING after `interval` without traffic (idle
+    /// connections included), and the connection closed when the answer
+    /// takes longer than `timeout` (default 30 s and 20 s). Live idle
+    /// clients answer and stay; dead ones are closed.
+    pub fn http2_keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.http2_keepalive = (interval, timeout);
+        self
+    }
+
     /// Most gRPC calls handled at once (default: 256 per core; 0 = no
     /// limit). One more is refused at once with UNAVAILABLE
     /// naming `--max-concurrent-calls`, never queued. A call counts until
@@ -369,8 +381,11 @@ impl RuntimeBuilder {
             None => None,
         };
         let drain_timeout = self.drain_timeout;
-        let (max_connections, header_read_timeout) =
-            (self.max_connections, self.header_read_timeout);
+        let (max_connections, header_read_timeout, http2_keepalive) = (
+            self.max_connections,
+            self.header_read_timeout,
+            self.http2_keepalive,
+        );
         let (assembled, on_shutdown) = self.assemble().await?;
         Ok(Runtime {
             listener,
@@ -384,6 +399,7 @@ impl RuntimeBuilder {
             on_shutdown,
             max_connections,
             header_read_timeout,
+            http2_keepalive,
         })
     }
 
@@ -548,6 +564,7 @@ pub struct Runtime {
     on_shutdown: Vec<ShutdownHook>,
     max_connections: usize,
     header_read_timeout: Option<Duration>,
+    http2_keepalive: (Duration, Duration),
 }
 
 impl Runtime {
@@ -589,6 +606,7 @@ impl Runtime {
             on_shutdown,
             max_connections,
             header_read_timeout,
+            http2_keepalive,
             ..
         } = self;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -597,8 +615,8 @@ impl Runtime {
         };
         let mut server = Server::builder()
             .accept_http1(true)
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+            .http2_keepalive_interval(Some(http2_keepalive.0))
+            .http2_keepalive_timeout(Some(http2_keepalive.1));
         let routes = Routes::from(app);
         let connections = std::sync::Arc::new(Connections::new(header_read_timeout));
         let admission = accept::Admission {

@@ -107,3 +107,47 @@ async fn a_connection_beyond_max_connections_is_refused_with_503() {
     }
     drop(second);
 }
+
+#[tokio::test]
+async fn an_http2_connection_that_does_not_answer_pings_is_closed_and_a_live_one_stays() {
+    let keepalive = Duration::from_millis(300);
+    let server = serve(RuntimeBuilder::new().http2_keepalive(keepalive, keepalive)).await;
+
+    // A dead peer: the preface and an empty SETTINGS frame, then nothing,
+    // not even the answer to the server's PING.
+    let mut dead = TcpStream::connect(server.addr).await.expect("connect");
+    dead.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    tokio::time::timeout(TIMEOUT, until_closed(&mut dead))
+        .await
+        .expect("the server closes a connection whose PINGs go unanswered");
+    let took = started.elapsed();
+    assert!(took >= keepalive, "not before a PING is due: {took:?}");
+
+    // A live idle client (hyper answers PINGs) keeps its connection.
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("HTTP/2 handshake");
+    let connection = tokio::spawn(connection);
+    tokio::time::sleep(keepalive * 6).await;
+    assert!(
+        !connection.is_finished(),
+        "a live idle connection stays open"
+    );
+    let mut request = crate::common::grpc(
+        ECHO,
+        frame(&EchoRequest {
+            message: "still here".into(),
+            delay_ms: 0,
+        }),
+    );
+    *request.uri_mut() = format!("http://{}{ECHO}", server.addr).parse().unwrap();
+    let response = sender.send_request(request).await.expect("a call on it");
+    assert_eq!(response.status(), http::StatusCode::OK);
+}
