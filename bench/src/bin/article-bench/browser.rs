@@ -2,7 +2,8 @@
 //! there): the size of the release bundle Trunk wrote to `web/dist`, the time
 //! from navigation to the first list rendered, and decoding one
 //! ListArticlesResponse of all seeded articles with prost (WASM) against
-//! protobuf-es in one page, on the same bytes.
+//! protobuf-es in one page, on the same bytes; and what a first and a second
+//! visit in one browser transfer, file by file (resource timing).
 //!
 //! Browsers are driven over WebDriver with fantoccini; every page load gets a
 //! new browser session with a new profile, so nothing is cached between
@@ -65,6 +66,9 @@ pub struct BundleFile {
     pub kind: String,
     pub raw: u64,
     pub gzip: u64,
+    /// The size of the brotli variant beside it (`<name>.br`, written by
+    /// `grpc_runtime::precompress` in `cargo xtask bench`'s build), if any.
+    pub brotli: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -125,12 +129,37 @@ pub struct Decode {
     pub ratio: f64,
 }
 
+/// One file of one visit, from the browser's resource timing (the
+/// navigation entry for the page itself).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct VisitFile {
+    /// The URL's path.
+    pub path: String,
+    /// Bytes over the network, headers included; 0 when served from the
+    /// browser's cache without asking.
+    pub transfer: u64,
+    /// The body as sent (compressed).
+    pub encoded: u64,
+    /// The body as used.
+    pub decoded: u64,
+}
+
+/// A first visit (empty profile) and a second one in the same browser
+/// session (its HTTP cache), each until the first list is rendered.
+#[derive(Clone, Debug, Serialize)]
+pub struct Visits {
+    pub browser: String,
+    pub cold: Vec<VisitFile>,
+    pub warm: Vec<VisitFile>,
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct BrowserResults {
     pub bundle: Bundle,
     /// The decode page's WASM module (prost and the generated types).
     pub decode_wasm: Option<BundleFile>,
     pub first_list: Vec<FirstList>,
+    pub visits: Vec<Visits>,
     pub decode: Vec<Decode>,
     /// Browsers as the sessions reported them, e.g. `chrome 148.0…`.
     pub browsers: Vec<String>,
@@ -173,9 +202,10 @@ pub async fn run(
     for browser in browsers {
         let measured = measure_browser(ctx, cfg, browser, &app, &decode_server, articles).await;
         match measured {
-            Ok((version, first, decode)) => {
+            Ok((version, first, visits, decode)) => {
                 results.browsers.push(version);
                 results.first_list.push(first);
+                results.visits.push(visits);
                 results.decode.push(decode);
             }
             // Firefox is optional: a failure there is reported, not fatal.
@@ -191,7 +221,8 @@ pub async fn run(
     Ok(results)
 }
 
-/// Time to first list and decode in one browser: (version, first list, decode).
+/// Time to first list, bytes of two visits and decode in one browser:
+/// (version, first list, visits, decode).
 async fn measure_browser(
     ctx: &Ctx,
     cfg: &BrowserConfig,
@@ -199,7 +230,7 @@ async fn measure_browser(
     app: &Server,
     decode_server: &Server,
     articles: usize,
-) -> anyhow::Result<(String, FirstList, Decode)> {
+) -> anyhow::Result<(String, FirstList, Visits, Decode)> {
     let driver = Driver::start(
         browser,
         cfg,
@@ -219,6 +250,17 @@ async fn measure_browser(
     );
 
     step(&format!(
+        "browser: a first and a second visit of / in one {browser:?} session"
+    ));
+    let visits = visits(&driver, app, version.clone()).await?;
+    let total = |files: &[VisitFile]| files.iter().map(|f| f.transfer).sum::<u64>();
+    println!(
+        "    transferred: {} bytes on the first visit, {} on the second",
+        total(&visits.cold),
+        total(&visits.warm)
+    );
+
+    step(&format!(
         "browser: decode {articles} articles, prost (WASM) vs protobuf-es, in {browser:?}"
     ));
     let decode = decode(&driver, decode_server, cfg, articles).await?;
@@ -231,7 +273,7 @@ async fn measure_browser(
         decode.page.copy_median_ms
     );
     driver.stop().await;
-    Ok((version, first, decode))
+    Ok((version, first, visits, decode))
 }
 
 /// Raw and gzip -9 size of one file.
@@ -247,6 +289,9 @@ fn measure_file(path: &Path, kind: &str) -> anyhow::Result<BundleFile> {
         kind: kind.to_owned(),
         raw: bytes.len() as u64,
         gzip: gz.finish()?.len() as u64,
+        brotli: std::fs::metadata(format!("{}.br", path.display()))
+            .ok()
+            .map(|m| m.len()),
     })
 }
 
@@ -535,6 +580,63 @@ async fn first_list(
         cold,
     };
     Ok((first, browser))
+}
+
+/// Waits for the first-list mark like [`FIRST_LIST_SCRIPT`], then answers
+/// every same-origin resource of the page and the page itself, with sizes.
+const VISIT_SCRIPT: &str = r#"
+const [name, done] = arguments;
+const report = () => {
+  const entries = [...performance.getEntriesByType("navigation"), ...performance.getEntriesByType("resource")];
+  done(entries
+    .filter((e) => new URL(e.name).origin === location.origin)
+    .map((e) => ({
+      path: new URL(e.name).pathname,
+      transfer: e.transferSize,
+      encoded: e.encodedBodySize,
+      decoded: e.decodedBodySize,
+    })));
+};
+if (performance.getEntriesByName(name).length) {
+  report();
+} else {
+  new PerformanceObserver((list, observer) => {
+    if (list.getEntriesByName(name).length) {
+      observer.disconnect();
+      report();
+    }
+  }).observe({ type: "mark", buffered: true });
+}
+"#;
+
+/// A first visit of `/` with an empty profile, then `about:blank`, then a
+/// second visit in the same session: what each transferred.
+async fn visits(driver: &Driver, app: &Server, browser: String) -> anyhow::Result<Visits> {
+    let url = format!("http://{}/", app.addr);
+    let (client, _profile) = driver.session().await?;
+    let result = async {
+        let mut seen = Vec::new();
+        for page in [&url, "about:blank", &url] {
+            client.goto(page).await?;
+            if page != "about:blank" {
+                let files = client
+                    .execute_async(VISIT_SCRIPT, vec![FIRST_LIST_MARK.into()])
+                    .await?;
+                seen.push(serde_json::from_value::<Vec<VisitFile>>(files)?);
+            }
+        }
+        anyhow::Ok(seen)
+    }
+    .await;
+    let _ = client.close().await;
+    let mut seen = result.with_context(|| format!("visiting {url} twice in {browser}"))?;
+    let warm = seen.pop().context("a second visit")?;
+    let cold = seen.pop().context("a first visit")?;
+    Ok(Visits {
+        browser,
+        cold,
+        warm,
+    })
 }
 
 /// The median of sorted values.

@@ -10,7 +10,7 @@ use tokio::process::Command;
 
 use crate::{
     Args, Results, StreamRun, UnaryRun,
-    browser::{BrowserResults, median},
+    browser::{BrowserResults, VisitFile, median},
     load::LoadResult,
 };
 
@@ -550,10 +550,18 @@ pub fn render_browser(machine: &Machine, quick: bool, b: &BrowserResults) -> Str
     let _ = writeln!(
         s,
         "\n#### Release bundle (`trunk build --release`, `web/dist`)\n\n\
-         | file | raw bytes | gzip -9 bytes |\n|---|---:|---:|"
+         | file | raw bytes | gzip -9 bytes | brotli (`.br` beside it) bytes |\n|---|---:|---:|---:|"
     );
+    let brotli = |b: Option<u64>| b.map_or_else(|| "—".to_owned(), |b| b.to_string());
     for f in &b.bundle.files {
-        let _ = writeln!(s, "| `{}` | {} | {} |", f.name, f.raw, f.gzip);
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} | {} |",
+            f.name,
+            f.raw,
+            f.gzip,
+            brotli(f.brotli)
+        );
     }
     let (raw, gzip) = b.bundle.total(&["wasm", "js"]);
     let _ = writeln!(s, "| **wasm + JS** | **{raw}** | **{gzip}** |");
@@ -582,6 +590,42 @@ pub fn render_browser(machine: &Machine, quick: bool, b: &BrowserResults) -> Str
                 f.max_ms,
                 median(&received),
                 if f.cold { "yes (cold)" } else { "no" }
+            );
+        }
+    }
+
+    if !b.visits.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n#### What a visit transfers\n\n\
+             Resource timing of a first visit of `/` (empty profile) and of a second one in the \
+             same browser session after `about:blank`, each until the first list is rendered: \
+             bytes over the network with headers (`transferSize`; 0 = from the cache without \
+             asking), the body as sent (`encodedBodySize`) and as used (`decodedBodySize`). Which \
+             variant arrived shows in the body sent: compare the `.br` and gzip sizes above.\n\n\
+             | browser | path | first visit: transferred | body sent / used | second visit: transferred |\n\
+             |---|---|---:|---:|---:|"
+        );
+        for v in &b.visits {
+            for f in &v.cold {
+                let warm = v
+                    .warm
+                    .iter()
+                    .find(|w| w.path == f.path)
+                    .map_or_else(|| "—".to_owned(), |w| w.transfer.to_string());
+                let _ = writeln!(
+                    s,
+                    "| {} | `{}` | {} | {} / {} | {} |",
+                    v.browser, f.path, f.transfer, f.encoded, f.decoded, warm
+                );
+            }
+            let total = |files: &[VisitFile]| files.iter().map(|f| f.transfer).sum::<u64>();
+            let _ = writeln!(
+                s,
+                "| {} | **total** | **{}** | | **{}** |",
+                v.browser,
+                total(&v.cold),
+                total(&v.warm)
             );
         }
     }
