@@ -3,7 +3,8 @@
 //! the soft limit to the hard one at start (and says so), holds 2,000
 //! browser-style watch streams (gRPC-web over HTTP/1.1, one connection
 //! each) beside 1,000 silent sockets, and closes the silent ones by itself
-//! after `--header-read-secs`.
+//! after `--header-read-secs`; out of descriptors (soft = hard = 64) it
+//! warns (rate-limited), backs off, and serves again once connections close.
 //!
 //! Needs `prlimit` (util-linux) and a hard limit of at least 4,096; the
 //! test's own soft limit is raised with `prlimit --pid` too.
@@ -193,4 +194,54 @@ async fn at_a_soft_limit_of_1024_2000_watch_streams_open_and_silent_sockets_are_
         log.contains("open files limit: soft 1024 raised to"),
         "the raise is logged: {log}"
     );
+}
+
+#[tokio::test]
+async fn out_of_file_descriptors_the_server_warns_once_backs_off_and_recovers() {
+    // Soft = hard = 64: raising is no help, and 100 connections run the
+    // server out of descriptors.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new("prlimit");
+    command
+        .arg("--nofile=64:64")
+        .arg("--")
+        .arg(BIN)
+        .args(["--listen", "127.0.0.1:0", "--database", "sqlite::memory:"])
+        .args(["--token", "alice=connections-test-token-0123"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped());
+    let server = ServerProcess::start(command).await;
+    let addr = server.addr();
+
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(TcpStream::connect(addr).await.expect("connect"));
+    }
+    testkit::wait_for("an accept warning", || {
+        server.stderr().contains("accept failed")
+    })
+    .await;
+    // Rate-limited: not a line per failed accept (the loop would otherwise
+    // log thousands a second while it retries).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let warnings = server.stderr().matches("accept failed").count();
+    assert!(warnings <= 2, "{warnings} warnings:\n{}", server.stderr());
+    assert!(
+        server.stderr().contains("Too many open files"),
+        "the warning names the cause:\n{}",
+        server.stderr()
+    );
+
+    // Once connections close, the server accepts and answers again.
+    drop(held);
+    let mut client =
+        proto::v1::article_service_client::ArticleServiceClient::new(server.channel().await);
+    let listed = tokio::time::timeout(
+        testkit::TIMEOUT,
+        client.list_articles(proto::v1::ListArticlesRequest::default()),
+    )
+    .await
+    .expect("an answer in time");
+    assert!(listed.is_ok(), "{listed:?}");
 }
