@@ -201,3 +201,50 @@ print(response.status, response.getheader("grpc-status"), response.getheader("gr
     );
     assert!(stdout.starts_with("200 8 "), "{stdout}");
 }
+
+#[tokio::test]
+async fn node_http_client_writing_the_whole_body_gets_resource_exhausted() {
+    // Node's http module, as Connect for Node uses it over HTTP/1.1: the
+    // whole body is written, then the answer read; before the lingering
+    // close the write failed with EPIPE.
+    let server = serve(RuntimeBuilder::new()).await;
+    let script = r#"
+const http = require("http");
+const [host, port, path] = process.argv.slice(1);
+const message = Buffer.alloc(5 * 1024 * 1024, 0x61);
+const varint = [];
+let n = message.length;
+while (n > 0x7f) { varint.push((n & 0x7f) | 0x80); n >>>= 7; }
+varint.push(n);
+const payload = Buffer.concat([Buffer.from([0x0a, ...varint]), message]);
+const header = Buffer.alloc(5);
+header.writeUInt32BE(payload.length, 1);
+const body = Buffer.concat([header, payload]);
+const req = http.request({ host, port: Number(port), path, method: "POST", headers: {
+  "content-type": "application/grpc-web+proto", "x-grpc-web": "1", "content-length": body.length,
+}}, (res) => {
+  console.log(res.statusCode, res.headers["grpc-status"], res.headers["grpc-message"]);
+  res.resume();
+});
+req.on("error", (e) => { console.log("error", e.code || e.message); process.exitCode = 1; });
+req.end(body);
+"#;
+    let output = tokio::process::Command::new("node")
+        .arg("-e")
+        .arg(script)
+        .arg(server.addr.ip().to_string())
+        .arg(server.addr.port().to_string())
+        .arg(ECHO)
+        .output();
+    let output = tokio::time::timeout(TIMEOUT, output)
+        .await
+        .expect("node answers in time")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.starts_with("200 8 "), "{stdout}");
+}
