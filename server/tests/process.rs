@@ -15,7 +15,7 @@ use std::{
 
 use article_server::Settings;
 use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
-use testkit::{ServerProcess, TIMEOUT, authed, wait_for};
+use testkit::{ServerProcess, TIMEOUT, article::total_count, authed, wait_for};
 use tokio::process::Command;
 use tonic::{Code, metadata::MetadataValue, transport::Channel};
 
@@ -99,15 +99,6 @@ async fn create(
         .into_inner()
         .article
         .expect("the created article is returned")
-}
-
-async fn total_count(client: &mut ArticleServiceClient<Channel>) -> i64 {
-    client
-        .list_articles(pb::ListArticlesRequest::default())
-        .await
-        .expect("ListArticles succeeds")
-        .into_inner()
-        .total_count
 }
 
 fn temp_dir() -> (tempfile::TempDir, PathBuf) {

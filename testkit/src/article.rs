@@ -198,6 +198,13 @@ pub async fn list(
         .into_inner()
 }
 
+/// How many articles the server holds (ListArticles' `total_count`).
+pub async fn total_count(client: &mut ArticleServiceClient<Channel>) -> i64 {
+    list(client, pb::ListArticlesRequest::default())
+        .await
+        .total_count
+}
+
 /// The application of `server/examples/echo_beside_articles.rs`: the
 /// article application plus the test kit's [`EchoService`](crate::echo),
 /// mounted beside ArticleService with gzip and the message limit, and

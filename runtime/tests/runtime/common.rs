@@ -198,3 +198,34 @@ pub async fn open(addr: SocketAddr, mut request: RawRequest, http2: bool) -> Inc
     assert_eq!(response.status(), http::StatusCode::OK);
     response.into_body()
 }
+
+/// The services reflection v1 lists on `channel`, sorted.
+pub async fn reflected_services(channel: tonic::transport::Channel) -> Vec<String> {
+    use futures::StreamExt as _;
+    use tonic_reflection::pb::v1;
+
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel);
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let response = client
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .expect("reflection v1 answers")
+        .into_inner()
+        .next()
+        .await
+        .expect("a v1 response")
+        .expect("an OK v1 response");
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        response.message_response
+    else {
+        panic!("v1 answers ListServices with a list");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    names
+}

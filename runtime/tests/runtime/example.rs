@@ -16,7 +16,7 @@ use testkit::{
 };
 use tonic::Code;
 
-use crate::common::{COUNT, web};
+use crate::common::{COUNT, reflected_services, web};
 
 /// `target/<profile>/examples/echo`, built by `cargo test` with this test.
 fn example_binary() -> PathBuf {
@@ -126,34 +126,8 @@ async fn the_examples_flags_reach_the_runtime() {
 
 #[tokio::test]
 async fn the_example_mounts_nothing_but_its_service_health_and_reflection() {
-    use futures::StreamExt as _;
-    use tonic_reflection::pb::v1;
-
     let mut server = start(&[]).await;
-    let mut client =
-        v1::server_reflection_client::ServerReflectionClient::new(server.channel().await);
-    let request = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let response = client
-        .server_reflection_info(futures::stream::iter([request]))
-        .await
-        .expect("reflection answers")
-        .into_inner()
-        .next()
-        .await
-        .expect("a response")
-        .expect("an OK response");
-    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        response.message_response
-    else {
-        panic!("a service list");
-    };
-    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    names.sort();
+    let names = reflected_services(server.channel().await).await;
     assert_eq!(
         names,
         [

@@ -21,9 +21,9 @@ use tonic::{Code, codec::CompressionEncoding};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-use tonic_reflection::pb::{v1, v1alpha};
+use tonic_reflection::pb::v1alpha;
 
-use crate::common::{COUNT, ECHO, open, serve, web};
+use crate::common::{COUNT, ECHO, open, reflected_services, serve, web};
 
 #[tokio::test]
 async fn native_grpc_over_h2c_answers_unary_and_streaming_calls() {
@@ -192,29 +192,7 @@ async fn reflection_v1_and_v1alpha_list_the_mounted_service_and_health() {
     let server = serve(RuntimeBuilder::new()).await;
     let channel = server.channel().await;
 
-    let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
-    let request = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let response = client
-        .server_reflection_info(futures::stream::iter([request]))
-        .await
-        .expect("reflection v1 answers")
-        .into_inner()
-        .next()
-        .await
-        .expect("a v1 response")
-        .expect("an OK v1 response");
-    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        response.message_response
-    else {
-        panic!("v1 answers ListServices with a list");
-    };
-    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    names.sort();
+    let names = reflected_services(channel.clone()).await;
     assert_eq!(
         names,
         [

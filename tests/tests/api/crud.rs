@@ -10,7 +10,7 @@ use tonic_types::StatusExt as _;
 
 use testkit::{
     TIMEOUT,
-    article::{ALICE, BOB, TestServer, create, create_as_alice},
+    article::{ALICE, BOB, TestServer, create, create_as_alice, total_count},
     authed,
 };
 
@@ -39,15 +39,6 @@ async fn get(client: &mut ArticleServiceClient<Channel>, id: i64) -> Result<pb::
                 .article
                 .expect("article in GetArticle response")
         })
-}
-
-async fn total_count(client: &mut ArticleServiceClient<Channel>) -> i64 {
-    client
-        .list_articles(pb::ListArticlesRequest::default())
-        .await
-        .expect("ListArticles succeeds")
-        .into_inner()
-        .total_count
 }
 
 async fn try_create(

@@ -9,7 +9,7 @@ use tonic_types::StatusExt as _;
 
 use testkit::{
     TIMEOUT,
-    article::{ALICE, BOB, TestServer, create, create_as_alice},
+    article::{ALICE, BOB, TestServer, create, create_as_alice, total_count},
     authed,
 };
 
@@ -23,15 +23,6 @@ async fn import(
         .await
         .expect("ImportArticles answers in time")
         .map(tonic::Response::into_inner)
-}
-
-async fn total_count(client: &mut ArticleServiceClient<Channel>) -> i64 {
-    client
-        .list_articles(pb::ListArticlesRequest::default())
-        .await
-        .expect("ListArticles succeeds")
-        .into_inner()
-        .total_count
 }
 
 async fn get(client: &mut ArticleServiceClient<Channel>, id: i64) -> pb::Article {

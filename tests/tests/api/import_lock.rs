@@ -12,18 +12,9 @@ use tonic::{Code, transport::Channel};
 
 use testkit::{
     TIMEOUT,
-    article::{ALICE, BOB, TestServer, create},
+    article::{ALICE, BOB, TestServer, create, total_count},
     authed,
 };
-
-async fn total_count(client: &mut ArticleServiceClient<Channel>) -> i64 {
-    client
-        .list_articles(pb::ListArticlesRequest::default())
-        .await
-        .expect("ListArticles succeeds")
-        .into_inner()
-        .total_count
-}
 
 /// An import whose messages the test sends one by one; its answer comes
 /// from the returned task.
