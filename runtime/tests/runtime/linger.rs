@@ -8,7 +8,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use grpc_runtime::RuntimeBuilder;
 use prost::Message as _;
-use testkit::{TIMEOUT, echo::pb::EchoRequest, grpc_web::frame};
+use testkit::{SpawnedServer, TIMEOUT, echo::pb::EchoRequest, grpc_web::frame};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::TcpStream,
@@ -182,24 +182,7 @@ conn.request("POST", path, body=body, headers={
 response = conn.getresponse()
 print(response.status, response.getheader("grpc-status"), response.getheader("grpc-message"))
 "#;
-    let output = tokio::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(server.addr.ip().to_string())
-        .arg(server.addr.port().to_string())
-        .arg(ECHO)
-        .output();
-    let output = tokio::time::timeout(TIMEOUT, output)
-        .await
-        .expect("python answers in time")
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.starts_with("200 8 "), "{stdout}");
+    assert_answers_resource_exhausted("python3", "-c", script, &server).await;
 }
 
 #[tokio::test]
@@ -229,8 +212,20 @@ const req = http.request({ host, port: Number(port), path, method: "POST", heade
 req.on("error", (e) => { console.log("error", e.code || e.message); process.exitCode = 1; });
 req.end(body);
 "#;
-    let output = tokio::process::Command::new("node")
-        .arg("-e")
+    assert_answers_resource_exhausted("node", "-e", script, &server).await;
+}
+
+/// Runs `script` as `program flag script HOST PORT PATH` (a client that
+/// writes the whole oversized body, then prints `STATUS GRPC-STATUS
+/// MESSAGE`) and asserts it got HTTP 200 with grpc-status 8.
+async fn assert_answers_resource_exhausted(
+    program: &str,
+    flag: &str,
+    script: &str,
+    server: &SpawnedServer,
+) {
+    let output = tokio::process::Command::new(program)
+        .arg(flag)
         .arg(script)
         .arg(server.addr.ip().to_string())
         .arg(server.addr.port().to_string())
@@ -238,13 +233,13 @@ req.end(body);
         .output();
     let output = tokio::time::timeout(TIMEOUT, output)
         .await
-        .expect("node answers in time")
-        .expect("node runs");
+        .unwrap_or_else(|_| panic!("{program} answers in time"))
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.starts_with("200 8 "), "{stdout}");
+    assert!(stdout.starts_with("200 8 "), "{program}: {stdout}");
 }
