@@ -17,18 +17,23 @@
 //!   (e.g. `TEST_LOG=debug`).
 //! * [`echo`]: the small `example.v1.EchoService` the runtime's examples
 //!   and tests mount.
+//! * [`postgres`]: a throw-away PostgreSQL cluster ([`postgres::PgCluster`])
+//!   and [`haproxy`]: HAProxy with `deploy/haproxy.cfg` in front of
+//!   replicas, both plain std (for `xtask` too).
 //! * `article` (feature `article`): `TestServer`, the article application
 //!   with its own SQLite file and tokens for alice and bob.
 //!
 //! # Features
-//! `kit` (default) is everything above but [`listening`]. Without it the
-//! crate has no dependencies, for `xtask`. `article` adds the article
+//! `kit` (default) is everything above but [`listening`], [`postgres`] and
+//! [`haproxy`]. Without it the crate has no dependencies, for `xtask`. `article` adds the article
 //! application, and with it `article-server` and sqlx; the runtime's own
 //! tests leave it off.
 
 #![warn(missing_docs)]
 
+pub mod haproxy;
 pub mod listening;
+pub mod postgres;
 
 #[cfg(feature = "kit")]
 pub mod echo;
