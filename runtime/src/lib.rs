@@ -43,6 +43,13 @@
 //! 415 with an `Accept` header; everything else is plain HTTP: `/metrics`,
 //! `/healthz` and the static app (or 404).
 //!
+//! # Health
+//! `grpc.health.v1.Health` and `GET /healthz` tell the same thing: SERVING
+//! and `200 ok`, or NOT_SERVING and `503 not serving` while draining or
+//! while the application says it cannot serve ([`Health::set_serving`],
+//! e.g. while its database is unreachable), so a load balancer checking
+//! either routes away and back by itself.
+//!
 //! # No global state
 //! Metrics go to the runtime's own registry ([`Metrics`], shared with
 //! [`RuntimeBuilder::metrics`] to add your own), never to the `metrics`
@@ -112,7 +119,16 @@ mod overload;
 mod static_app;
 mod tls;
 
-use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use axum::{Router, routing::get};
@@ -394,7 +410,6 @@ impl RuntimeBuilder {
             app: assembled.app,
             health: assembled.health,
             metrics: assembled.metrics,
-            names: assembled.names,
             drain_timeout,
             on_shutdown,
             max_connections,
@@ -436,13 +451,9 @@ impl RuntimeBuilder {
     async fn assemble(self) -> anyhow::Result<(Assembled, Vec<ShutdownHook>)> {
         let metrics = self.metrics.unwrap_or_default();
 
-        let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_service_status("", ServingStatus::Serving).await;
-        for name in &self.names {
-            health
-                .set_service_status(*name, ServingStatus::Serving)
-                .await;
-        }
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let health = Health::new(reporter, self.names.clone());
+        health.apply(true).await;
         let mut routes = self.routes;
         routes.add_service(configure_service!(health_service, self.settings));
         let mut reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -481,7 +492,19 @@ impl RuntimeBuilder {
                 "/metrics",
                 get(move || std::future::ready(registry.render())),
             )
-            .route("/healthz", get(|| async { "ok\n" }));
+            .route("/healthz", {
+                let health = health.clone();
+                get(move || {
+                    let serving = health.is_serving();
+                    async move {
+                        if serving {
+                            (StatusCode::OK, "ok\n")
+                        } else {
+                            (StatusCode::SERVICE_UNAVAILABLE, "not serving\n")
+                        }
+                    }
+                })
+            });
         http = match &self.static_dir {
             Some(dir) => http.fallback_service(StaticApp::new(dir)?),
             None => http.fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") }),
@@ -507,7 +530,6 @@ impl RuntimeBuilder {
             app,
             health,
             metrics,
-            names: self.names,
         };
         Ok((assembled, self.on_shutdown))
     }
@@ -516,9 +538,77 @@ impl RuntimeBuilder {
 /// The service of the port and the handles into it.
 struct Assembled {
     app: Router,
-    health: HealthReporter,
+    health: Health,
     metrics: Metrics,
+}
+
+/// The runtime's overall health: what `grpc.health.v1.Health` reports for
+/// `""` and every mounted service, and what `/healthz` answers. SERVING
+/// when the application says it can serve (the default) and the runtime is
+/// not draining; once draining starts it stays NOT_SERVING.
+#[derive(Clone)]
+pub struct Health {
+    inner: Arc<HealthInner>,
+}
+
+struct HealthInner {
+    reporter: HealthReporter,
     names: Vec<&'static str>,
+    /// Whether `/healthz` answers 200; follows `state`.
+    serving: AtomicBool,
+    /// (the application says it can serve, draining); one lock so a
+    /// `set_serving(true)` racing the drain cannot end SERVING.
+    state: tokio::sync::Mutex<(bool, bool)>,
+}
+
+impl Health {
+    fn new(reporter: HealthReporter, names: Vec<&'static str>) -> Self {
+        Self {
+            inner: Arc::new(HealthInner {
+                reporter,
+                names,
+                serving: AtomicBool::new(false),
+                state: tokio::sync::Mutex::new((true, false)),
+            }),
+        }
+    }
+
+    /// Reports SERVING (unless draining) or NOT_SERVING, for `""`, every
+    /// service and `/healthz` (200 or 503).
+    pub async fn set_serving(&self, serving: bool) {
+        let mut state = self.inner.state.lock().await;
+        state.0 = serving;
+        self.publish(state.0 && !state.1).await;
+    }
+
+    /// Whether health checks report SERVING now.
+    pub fn is_serving(&self) -> bool {
+        self.inner.serving.load(Ordering::Acquire)
+    }
+
+    async fn drain(&self) {
+        let mut state = self.inner.state.lock().await;
+        state.1 = true;
+        self.publish(false).await;
+    }
+
+    async fn apply(&self, serving: bool) {
+        let _state = self.inner.state.lock().await;
+        self.publish(serving).await;
+    }
+
+    async fn publish(&self, serving: bool) {
+        let status = if serving {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        self.inner.serving.store(serving, Ordering::Release);
+        self.inner.reporter.set_service_status("", status).await;
+        for name in &self.inner.names {
+            self.inner.reporter.set_service_status(*name, status).await;
+        }
+    }
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C), for [`Runtime::run_until`].
@@ -557,9 +647,8 @@ pub struct Runtime {
     local_addr: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
     app: Router,
-    health: HealthReporter,
+    health: Health,
     metrics: Metrics,
-    names: Vec<&'static str>,
     drain_timeout: Duration,
     on_shutdown: Vec<ShutdownHook>,
     max_connections: usize,
@@ -579,10 +668,23 @@ impl Runtime {
         format!("{scheme}://{}", self.local_addr)
     }
 
-    /// Sets services' health status (the runtime sets SERVING at start
-    /// and NOT_SERVING when draining starts).
+    /// Sets services' health status one by one (the runtime sets SERVING
+    /// at start and NOT_SERVING when draining starts). `/healthz` follows
+    /// [`health`](Self::health), not this.
     pub fn health_reporter(&self) -> HealthReporter {
+        self.health.inner.reporter.clone()
+    }
+
+    /// The overall health, to report NOT_SERVING (gRPC health and
+    /// `/healthz` 503) while the application cannot serve, e.g. while its
+    /// database is unreachable, and SERVING again when it can.
+    pub fn health(&self) -> Health {
         self.health.clone()
+    }
+
+    /// Shorthand for `self.health().set_serving(serving)`.
+    pub async fn set_serving(&self, serving: bool) {
+        self.health.set_serving(serving).await;
     }
 
     /// The registry `/metrics` renders.
@@ -601,7 +703,6 @@ impl Runtime {
             tls,
             app,
             health,
-            names,
             drain_timeout,
             on_shutdown,
             max_connections,
@@ -654,14 +755,7 @@ impl Runtime {
             () = signal => {}
         }
         tracing::info!("shutting down: draining for up to {drain_timeout:?}");
-        health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-        for name in names {
-            health
-                .set_service_status(name, ServingStatus::NotServing)
-                .await;
-        }
+        health.drain().await;
         for hook in on_shutdown {
             hook();
         }

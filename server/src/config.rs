@@ -30,13 +30,23 @@ pub struct Settings {
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 
-    /// Database URL: `sqlite://FILE`, a plain file path, or `sqlite::memory:`.
+    /// Database URL: `sqlite://FILE`, a plain file path, or `sqlite::memory:`
+    /// (one server process per SQLite file); or `postgres://USER@HOST/DB`
+    /// (also `postgresql://`) for several servers on one PostgreSQL
+    /// database, e.g. behind a load balancer: migrated at start, watch
+    /// events in commit order across servers, the ListArticles cache off.
     #[arg(
         long = "database",
         env = "ARTICLE_DATABASE_URL",
         default_value = "sqlite://articles.db"
     )]
     pub database_url: String,
+
+    /// Connections to PostgreSQL per server process at most (ignored for
+    /// SQLite).
+    #[arg(long, env = "ARTICLE_DATABASE_MAX_CONNECTIONS", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub database_max_connections: u32,
 
     /// Write token as NAME=TOKEN (repeatable; env: comma-separated). NAME becomes
     /// the author of articles written with it. With none, a random token for
@@ -86,6 +96,7 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("runtime", &self.runtime)
             .field("database_url", &self.database_url)
+            .field("database_max_connections", &self.database_max_connections)
             .field("tokens", &self.tokens)
             .field("tokens_file", &self.tokens_file)
             .field("watch_heartbeat_secs", &self.watch_heartbeat_secs)

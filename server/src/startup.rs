@@ -11,6 +11,7 @@ use crate::{
         cache::{CacheStats, ListCache},
         demo,
         grpc::ArticleGrpc,
+        postgres::{PostgresOptions, PostgresStore},
         sqlite::SqliteStore,
         store::ArticleStore,
         watch::ChangeFeed,
@@ -18,7 +19,12 @@ use crate::{
     auth::Tokens,
     config::{Settings, TokenSpec},
 };
-use grpc_runtime::{Metrics, Runtime, RuntimeBuilder, configure_service};
+use grpc_runtime::{Health, Metrics, Runtime, RuntimeBuilder, configure_service};
+
+/// How often the store is pinged for health checks, and how long a ping
+/// may take before the server reports NOT_SERVING.
+const HEALTH_EVERY: Duration = Duration::from_secs(1);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The running product: ArticleService (plus anything added) on one port.
 pub struct Application {
@@ -41,11 +47,9 @@ impl Application {
         settings: Settings,
         extend: impl FnOnce(RuntimeBuilder) -> RuntimeBuilder,
     ) -> anyhow::Result<Self> {
-        let store: Arc<dyn ArticleStore> = Arc::new(
-            SqliteStore::open(&settings.database_url, settings.watch_retain)
-                .await
-                .with_context(|| format!("opening database {}", settings.database_url))?,
-        );
+        let store = open_store(&settings)
+            .await
+            .with_context(|| format!("opening database {}", redacted(&settings.database_url)))?;
         if settings.demo_data {
             let n = demo::load_if_empty(store.as_ref()).await?;
             if n > 0 {
@@ -100,6 +104,7 @@ impl Application {
             .expose_headers([http::HeaderName::from_static(proto::WATCH_SEQUENCE_HEADER)])
             .on_shutdown(move || closing.close());
         let runtime = extend(builder).bind(settings.runtime.listen).await?;
+        tokio::spawn(monitor_health(Arc::downgrade(&store), runtime.health()));
         Ok(Self {
             runtime,
             generated_token,
@@ -179,4 +184,78 @@ impl Application {
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         self.runtime.run_until(signal).await
     }
+}
+
+/// The store the URL's scheme names: PostgreSQL for `postgres://` and
+/// `postgresql://`, SQLite for anything else.
+async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn ArticleStore>> {
+    let url = settings.database_url.as_str();
+    Ok(
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PostgresOptions {
+                max_connections: settings.database_max_connections,
+                ..PostgresOptions::default()
+            };
+            Arc::new(PostgresStore::open(url, settings.watch_retain, options).await?)
+        } else {
+            Arc::new(SqliteStore::open(url, settings.watch_retain).await?)
+        },
+    )
+}
+
+/// The URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Pings the store every second and reports NOT_SERVING (gRPC health and
+/// `/healthz` 503) while it does not answer within [`PING_TIMEOUT`], so a
+/// load balancer routes away from a server whose database is unreachable,
+/// and back once it answers. Ends when the store is gone.
+async fn monitor_health(store: std::sync::Weak<dyn ArticleStore>, health: Health) {
+    let mut tick = tokio::time::interval(HEALTH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut serving = true;
+    loop {
+        tick.tick().await;
+        let Some(store) = store.upgrade() else { break };
+        let answer = tokio::time::timeout(PING_TIMEOUT, store.ping()).await;
+        drop(store);
+        let ok = matches!(answer, Ok(Ok(())));
+        if ok != serving {
+            match &answer {
+                Ok(Ok(())) => tracing::info!("the database answers again: serving"),
+                Ok(Err(err)) => tracing::warn!(
+                    error = chain(err),
+                    "the database does not answer: not serving until it does"
+                ),
+                Err(_) => tracing::warn!(
+                    "the database did not answer within {PING_TIMEOUT:?}: not serving until it does"
+                ),
+            }
+            health.set_serving(ok).await;
+            serving = ok;
+        }
+    }
+}
+
+/// An error and its sources, `: `-separated.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

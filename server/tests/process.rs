@@ -26,7 +26,7 @@ const BOB_TOKEN: &str = "bob-process-token-0123";
 
 /// Every flag of the server; `help_lists_every_flag` checks this list is
 /// complete against the parser, and that `--help` documents each.
-const FLAGS: [&str; 18] = [
+const FLAGS: [&str; 19] = [
     "--listen",
     "--allow-origin",
     "--static-dir",
@@ -38,6 +38,7 @@ const FLAGS: [&str; 18] = [
     "--header-read-secs",
     "--max-concurrent-calls",
     "--database",
+    "--database-max-connections",
     "--token",
     "--tokens-file",
     "--watch-heartbeat-secs",

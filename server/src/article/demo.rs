@@ -157,6 +157,8 @@ const TOPICS: &[(&str, &[&str], &str)] = &[
 ];
 
 /// Loads the sample articles if the store is empty; returns how many.
+/// Several servers starting at once on one empty database load them once
+/// (see [`ArticleStore::create_all_if_empty`]).
 pub async fn load_if_empty(store: &dyn ArticleStore) -> Result<usize, ArticleError> {
     if store.count().await? > 0 {
         return Ok(0);
@@ -174,13 +176,7 @@ pub async fn load_if_empty(store: &dyn ArticleStore) -> Result<usize, ArticleErr
             .map_err(ArticleError::validation)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut n = 0;
-    // One by one so each gets its own create_time and the order is stable.
-    for draft in drafts {
-        store.create("demo", draft).await?;
-        n += 1;
-    }
-    Ok(n)
+    store.create_all_if_empty("demo", drafts).await
 }
 
 #[cfg(test)]

@@ -51,6 +51,10 @@ pub enum ArticleError {
     Busy(#[source] anyhow::Error),
     #[error("the database could not be read or written (I/O error); try again later")]
     Io(#[source] anyhow::Error),
+    /// The database server cannot be reached (down, restarting, out of
+    /// connections). Nothing was written; the same call may succeed later.
+    #[error("the database is unreachable; nothing was written, try again shortly")]
+    Unavailable(#[source] anyhow::Error),
     #[error("storage failed")]
     Storage(#[source] anyhow::Error),
 }
@@ -103,6 +107,10 @@ impl From<ArticleError> for Status {
                 tracing::error!(error = format!("{source:#}"), "database I/O error");
                 Status::unavailable(err.to_string())
             }
+            ArticleError::Unavailable(ref source) => {
+                tracing::warn!(error = format!("{source:#}"), "database unreachable");
+                Status::unavailable(err.to_string())
+            }
             ArticleError::Storage(source) => {
                 // The cause chain goes to the log, never to the client.
                 tracing::error!(error = format!("{source:#}"), "storage error");
@@ -141,6 +149,11 @@ mod tests {
         let busy: Status = ArticleError::Busy(anyhow::anyhow!("(code: 5) locked")).into();
         assert_eq!(busy.code(), Code::Unavailable);
         assert!(!busy.message().contains("code: 5"));
+        let down: Status =
+            ArticleError::Unavailable(anyhow::anyhow!("Connection refused (os error 111)")).into();
+        assert_eq!(down.code(), Code::Unavailable);
+        assert!(down.message().contains("the database is unreachable"));
+        assert!(!down.message().contains("os error"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod demo;
 pub mod error;
 pub mod grpc;
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 pub mod watch;

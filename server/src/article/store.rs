@@ -1,6 +1,6 @@
 //! The storage contract of the article feature. Implementations keep their
-//! SQL dialect to themselves (`sqlite` now; PostgreSQL later) and know
-//! nothing of gRPC.
+//! SQL dialect to themselves (`sqlite`, `postgres`) and know nothing of
+//! gRPC.
 //!
 //! Every write records a [`Change`] in the same transaction, numbered by a
 //! database-wide, strictly increasing sequence; the change log keeps at
@@ -101,6 +101,25 @@ pub trait ArticleStore: Send + Sync + 'static {
         }
         batch.commit().await?;
         Ok(ids)
+    }
+    /// Creates `drafts` by `author`, in order, if the store holds no
+    /// article; how many it created. Each gets its own create time, so the
+    /// last is the newest. The default checks, then creates one by one: right
+    /// for a store with one server process; a shared database does check and
+    /// insert under one lock, so replicas starting at once load them once.
+    async fn create_all_if_empty(
+        &self,
+        author: &str,
+        drafts: Vec<ArticleDraft>,
+    ) -> StoreResult<usize> {
+        if self.count().await? > 0 {
+            return Ok(0);
+        }
+        let n = drafts.len();
+        for draft in drafts {
+            self.create(author, draft).await?;
+        }
+        Ok(n)
     }
     /// Up to `limit` changes with a sequence above `after`, oldest first.
     async fn changes_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Change>>;

@@ -93,14 +93,28 @@ impl ChangeFeed {
         let weak = Arc::downgrade(&feed.inner);
         let committed = feed.inner.store.committed();
         tokio::spawn(async move {
+            // Logged once per outage (a database that is down fails every
+            // try), then once when it is over.
+            let mut failing = false;
             loop {
                 committed.notified().await;
                 let Some(inner) = weak.upgrade() else { break };
-                if let Err(err) = inner.publish_new().await {
-                    tracing::error!(error = %err, "change feed could not read the change log");
-                    // Try again on the next commit or shortly.
-                    committed.notify_one();
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                match inner.publish_new().await {
+                    Ok(()) if failing => {
+                        tracing::info!("change feed reads the change log again");
+                        failing = false;
+                    }
+                    Ok(()) => {}
+                    Err(err) => {
+                        if !failing {
+                            tracing::error!(error = %err, "change feed could not read the change log; retrying until it can");
+                            failing = true;
+                        }
+                        // Try again on the next commit or shortly.
+                        committed.notify_one();
+                        drop(inner);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
                 }
             }
         });

@@ -1,0 +1,772 @@
+//! PostgreSQL storage (sqlx), for several stateless replicas on one
+//! database. Same contract, semantics and errors as `sqlite`; all PostgreSQL
+//! dialect lives here.
+//!
+//! # Sequence order is commit order
+//! A watcher reads `changes_after(S)` and then never asks for anything at or
+//! below the newest sequence it has seen, so a change must never become
+//! visible with a sequence below one that is already visible. A `bigserial`
+//! cannot promise that: its values are handed out when the row is inserted,
+//! not when the transaction commits, so writer A may take 7, writer B take
+//! 8 and commit first, a watcher read 8, and A's 7 appear later, behind it.
+//!
+//! Instead, one row (`article_seq`) holds the newest sequence handed out,
+//! and every write transaction takes its numbers from it with
+//! `UPDATE article_seq SET seq = seq + n RETURNING seq` as its **last
+//! statement before COMMIT** (a single write does it in the statement that
+//! inserts its change; an import inserts its changes with a NULL `seq` and
+//! an ordinal, then numbers them all in one statement at commit). Why no
+//! watcher can skip a change:
+//!
+//! 1. The UPDATE locks the counter row until the transaction ends. A
+//!    transaction that wants the next numbers waits for that lock, and in
+//!    READ COMMITTED re-reads the row once the holder has committed, so it
+//!    gets the committed value and numbers strictly above it. If the holder
+//!    rolls back, its numbers are never committed and the next transaction
+//!    takes the same ones again: no gap, no reuse.
+//! 2. PostgreSQL makes a transaction visible (removes it from the proc
+//!    array) before it releases its locks. So when the transaction that
+//!    will take S gets the lock, the one that took S-1 (and by induction
+//!    every earlier one) is already visible to every new snapshot, and S
+//!    itself becomes visible only later, at its own commit.
+//! 3. Hence any snapshot that sees the change numbered S also sees every
+//!    change below S: a reader that got S from `changes_after` and asks for
+//!    `changes_after(S)` next can only miss changes that do not exist yet,
+//!    and those will be numbered above S. Rows with a NULL `seq` belong to
+//!    an uncommitted import; no other transaction can see them, and they
+//!    are numbered in the same statement that takes the counter.
+//!
+//! `sequence_bounds().newest` reads the counter's committed value, which by
+//! (2) is a sequence below which everything is visible.
+//!
+//! Every write also calls `pg_notify('article_changes', '')`, which
+//! PostgreSQL delivers only when (and if) the transaction commits. One task
+//! per store listens on that channel and wakes the change feed; since a
+//! notification is only a wake-up and is lost while the listener is
+//! disconnected, it also wakes the feed after every (re)connect and once a
+//! second.
+//!
+//! # Errors
+//! An unreachable database (refused or lost connections, the server
+//! shutting down or out of connection slots, no pool connection within the
+//! acquire timeout) is `Unavailable` (UNAVAILABLE); a serialization failure
+//! or deadlock is `Busy`; a full disk is `DiskFull`. The pool's acquire
+//! timeout (5 s by default) also bounds connecting, so no call hangs on a
+//! dead database. Connections are checked before use, so the store recovers
+//! by itself when the database is back.
+//!
+//! # Durability
+//! A write is acknowledged after COMMIT returns, with the server's
+//! `synchronous_commit` (left at PostgreSQL's default, `on`: the commit
+//! record is flushed to disk first).
+//!
+//! # Limits
+//! * The commit tails of all writers are serialised on the counter row:
+//!   from taking the counter to the end of COMMIT (one WAL flush) no other
+//!   write can commit. Everything before the tail (the article rows, an
+//!   import's thousands of inserts) runs concurrently, so throughput is
+//!   bounded by about one commit per flush, across all replicas.
+//! * An import's changes are written twice (inserted, then numbered).
+//! * `generation()` is `None`: a replica cannot know of other replicas'
+//!   writes, so the ListArticles page cache is off.
+//! * The migrations take sqlx's advisory lock (`pg_advisory_lock` on an id
+//!   derived from the database name, held while they run), so replicas
+//!   that start at once migrate one after another, and the later ones find
+//!   nothing left to do.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{
+    Postgres, Row, Transaction,
+    postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow},
+};
+use tokio::{sync::Notify, task::JoinHandle};
+
+use super::{
+    Article, ArticleDraft, ArticleError, ListQuery, Page,
+    store::{ArticleStore, Change, ChangeKind, ImportBatch, SequenceBounds, StoreResult},
+};
+
+/// Runs under sqlx's migration lock: `pg_advisory_lock` on a key derived
+/// from the database name (sqlx-postgres 0.8 `migrate.rs`, `lock`), so
+/// concurrent starts of several replicas are safe.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The channel every write notifies on commit.
+const CHANNEL: &str = "article_changes";
+/// How often the feed is woken even without a notification.
+const WAKE_EVERY: Duration = Duration::from_secs(1);
+/// Key of the transaction-scoped advisory lock `create_all_if_empty` takes.
+const LOAD_IF_EMPTY_LOCK: i64 = 0x6172_7469_636c_6501;
+
+const ARTICLE_COLUMNS: &str = "id, title, content, author, tags, create_time, update_time, version";
+
+/// Pool settings of a [`PostgresStore`].
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    /// Connections to the database at most (the listener has one more).
+    pub max_connections: u32,
+    /// How long a call waits for a connection (including connecting)
+    /// before it fails with `Unavailable`.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Articles in one PostgreSQL database, shared with other replicas.
+pub struct PostgresStore {
+    pool: PgPool,
+    retain: i64,
+    committed: Arc<Notify>,
+    listener: JoinHandle<()>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl PostgresStore {
+    /// Connects to and migrates the database at `url`
+    /// (`postgres://…` or `postgresql://…`), and starts the task that
+    /// listens for other replicas' commits. `retain` is how many recent
+    /// changes the change log keeps.
+    pub async fn open(url: &str, retain: u64, options: PostgresOptions) -> anyhow::Result<Self> {
+        let connect: PgConnectOptions = url.parse()?;
+        let connect = connect.application_name("article-server");
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.clone())
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        // Its own pool of one, so the listener never takes a connection a
+        // call is waiting for.
+        let listen_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect_lazy_with(connect);
+        let committed = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen(listen_pool, committed.clone()));
+        Ok(Self {
+            pool,
+            retain: retain.max(1000) as i64,
+            committed,
+            listener,
+        })
+    }
+
+    async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        self.pool.begin().await.pg()
+    }
+
+    async fn commit(&self, tx: Transaction<'static, Postgres>) -> StoreResult<()> {
+        tx.commit().await.pg()?;
+        self.committed.notify_one();
+        Ok(())
+    }
+
+    async fn insert(
+        tx: &mut Transaction<'static, Postgres>,
+        author: &str,
+        draft: &ArticleDraft,
+        now: i64,
+    ) -> StoreResult<Article> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO articles (title, content, author, tags, search_text, create_time, update_time, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, 1) RETURNING {ARTICLE_COLUMNS}"
+        ))
+        .bind(draft.title())
+        .bind(draft.content())
+        .bind(author)
+        .bind(draft.tags().join(","))
+        .bind(search_text(draft))
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await
+        .pg()?;
+        let article = article_from_row(&row)?;
+        insert_tags(tx, article.id, draft.tags()).await?;
+        Ok(article)
+    }
+
+    /// The commit tail of a single write: notify, then take the next
+    /// sequence and record the change in one statement. Nothing may run in
+    /// `tx` after this but COMMIT (see the module doc).
+    async fn record(
+        tx: &mut Transaction<'static, Postgres>,
+        kind: &str,
+        article: Option<&Article>,
+        id: i64,
+        old_tags: Option<&[String]>,
+    ) -> StoreResult<()> {
+        notify(tx).await?;
+        let event = bind_event(
+            sqlx::query(
+                "WITH s AS (UPDATE article_seq SET seq = seq + 1 RETURNING seq)
+                 INSERT INTO article_events
+                   (seq, ord, kind, article_id, title, content, author, tags, create_time, update_time, version, old_tags)
+                 SELECT s.seq, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM s",
+            ),
+            None,
+            kind,
+            article,
+            id,
+            old_tags,
+        );
+        event.execute(&mut **tx).await.pg()?;
+        Ok(())
+    }
+
+    fn begin_batch(&self, tx: Transaction<'static, Postgres>, author: &str) -> PostgresImport<'_> {
+        PostgresImport {
+            store: self,
+            tx,
+            author: author.to_owned(),
+            now: now_micros(),
+            added: 0,
+        }
+    }
+}
+
+async fn notify(tx: &mut Transaction<'static, Postgres>) -> StoreResult<()> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(&mut **tx)
+        .await
+        .pg()?;
+    Ok(())
+}
+
+/// Binds `ord` and the change's columns, `$1` to `$11`.
+fn bind_event<'q>(
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    ord: Option<i64>,
+    kind: &'q str,
+    article: Option<&'q Article>,
+    id: i64,
+    old_tags: Option<&[String]>,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(ord)
+        .bind(kind)
+        .bind(id)
+        .bind(article.map(|a| a.title.as_str()))
+        .bind(article.map(|a| a.content.as_str()))
+        .bind(article.map(|a| a.author.as_str()))
+        .bind(article.map(|a| a.tags.join(",")))
+        .bind(article.map(|a| micros(a.create_time)))
+        .bind(article.map(|a| micros(a.update_time)))
+        .bind(article.map(|a| a.version))
+        .bind(old_tags.map(|t| t.join(",")))
+}
+
+/// Wakes `committed` on every notification of another replica's (or this
+/// one's) commit, after every (re)connect, and every [`WAKE_EVERY`]; runs
+/// until the store drops it.
+async fn listen(pool: PgPool, committed: Arc<Notify>) {
+    let mut tick = tokio::time::interval(WAKE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut down_logged = false;
+    loop {
+        let connected = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = tokio::select! {
+            connected = connected => match connected {
+                Ok(listener) => listener,
+                Err(err) => {
+                    if !down_logged {
+                        tracing::warn!(error = %err, "cannot listen for commits of other replicas; retrying every second");
+                        down_logged = true;
+                    }
+                    committed.notify_one();
+                    tick.tick().await;
+                    continue;
+                }
+            },
+            _ = tick.tick() => {
+                committed.notify_one();
+                continue;
+            }
+        };
+        if down_logged {
+            // (Set again below before the next failure is logged.)
+            tracing::info!("listening for commits of other replicas again");
+        }
+        // Whatever was notified while disconnected is lost: look now.
+        committed.notify_one();
+        loop {
+            tokio::select! {
+                received = listener.try_recv() => match received {
+                    // `None`: the connection was lost and has been
+                    // re-established (and LISTEN repeated).
+                    Ok(_) => committed.notify_one(),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "lost the connection listening for commits; reconnecting every second");
+                        down_logged = true;
+                        committed.notify_one();
+                        break;
+                    }
+                },
+                _ = tick.tick() => committed.notify_one(),
+            }
+        }
+    }
+}
+
+/// An import's open transaction; rolled back on drop.
+struct PostgresImport<'a> {
+    store: &'a PostgresStore,
+    tx: Transaction<'static, Postgres>,
+    author: String,
+    now: i64,
+    /// Changes added so far: the ordinal of the next one.
+    added: i64,
+}
+
+impl PostgresImport<'_> {
+    async fn add_at(&mut self, draft: ArticleDraft, now: i64) -> StoreResult<i64> {
+        let article = PostgresStore::insert(&mut self.tx, &self.author, &draft, now).await?;
+        self.added += 1;
+        // Numbered at commit (`seq` NULL until then), so memory stays
+        // bounded and the counter is not held for the whole import.
+        bind_event(
+            sqlx::query(
+                "INSERT INTO article_events
+                   (seq, ord, kind, article_id, title, content, author, tags, create_time, update_time, version, old_tags)
+                 VALUES (NULL, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            ),
+            Some(self.added),
+            "created",
+            Some(&article),
+            article.id,
+            None,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .pg()?;
+        Ok(article.id)
+    }
+}
+
+#[async_trait]
+impl ImportBatch for PostgresImport<'_> {
+    async fn add(&mut self, draft: ArticleDraft) -> StoreResult<i64> {
+        self.add_at(draft, self.now).await
+    }
+
+    async fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        if self.added > 0 {
+            notify(&mut self.tx).await?;
+            // The commit tail: take `added` numbers and give them to this
+            // transaction's own pending rows, the only NULL ones it sees.
+            sqlx::query(
+                "WITH s AS (UPDATE article_seq SET seq = seq + $1 RETURNING seq - $1 AS base)
+                 UPDATE article_events e SET seq = s.base + e.ord, ord = NULL
+                 FROM s WHERE e.seq IS NULL",
+            )
+            .bind(self.added)
+            .execute(&mut *self.tx)
+            .await
+            .pg()?;
+        }
+        self.store.commit(self.tx).await
+    }
+}
+
+#[async_trait]
+impl ArticleStore for PostgresStore {
+    async fn list(&self, query: &ListQuery) -> StoreResult<Page> {
+        let needle = query.text.to_lowercase();
+        let mut conditions = Vec::new();
+        let mut values: Vec<&str> = Vec::new();
+        if !needle.is_empty() {
+            values.push(&needle);
+            conditions.push(format!("strpos(a.search_text, ${}) > 0", values.len()));
+        }
+        if !query.tag.is_empty() {
+            values.push(&query.tag);
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM article_tags t WHERE t.article_id = a.id AND t.tag = ${})",
+                values.len()
+            ));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let count_sql = format!("SELECT COUNT(*) FROM articles a {filter}");
+        let n = values.len();
+        let page_sql = format!(
+            "SELECT {ARTICLE_COLUMNS}, ({count_sql}) AS total_count FROM articles a {filter}
+             ORDER BY a.create_time DESC, a.id DESC LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let mut page = sqlx::query(&page_sql);
+        for v in &values {
+            page = page.bind(*v);
+        }
+        let rows = page
+            .bind(i64::from(query.page_size))
+            .bind(i64::try_from(query.offset()).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .pg()?;
+        let total_count = match rows.first() {
+            Some(row) => row.try_get("total_count").pg()?,
+            // A page past the end has no row to carry the count.
+            None => {
+                let mut count = sqlx::query_scalar(&count_sql);
+                for v in &values {
+                    count = count.bind(*v);
+                }
+                count.fetch_one(&self.pool).await.pg()?
+            }
+        };
+        let articles = rows
+            .iter()
+            .map(article_from_row)
+            .collect::<StoreResult<_>>()?;
+        Ok(Page {
+            articles,
+            total_count,
+        })
+    }
+
+    async fn get(&self, id: i64) -> StoreResult<Article> {
+        let row = sqlx::query(&format!(
+            "SELECT {ARTICLE_COLUMNS} FROM articles WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .pg()?
+        .ok_or(ArticleError::NotFound(id))?;
+        article_from_row(&row)
+    }
+
+    async fn create(&self, author: &str, draft: ArticleDraft) -> StoreResult<Article> {
+        let mut tx = self.begin().await?;
+        let article = Self::insert(&mut tx, author, &draft, now_micros()).await?;
+        Self::record(&mut tx, "created", Some(&article), article.id, None).await?;
+        self.commit(tx).await?;
+        Ok(article)
+    }
+
+    async fn update(
+        &self,
+        id: i64,
+        draft: ArticleDraft,
+        expected_version: i64,
+    ) -> StoreResult<Article> {
+        let mut tx = self.begin().await?;
+        // FOR UPDATE: a concurrent update of the same article waits here,
+        // then sees the committed version (no lost update).
+        let row = sqlx::query("SELECT version, tags FROM articles WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .pg()?
+            .ok_or(ArticleError::NotFound(id))?;
+        let version: i64 = row.try_get("version").pg()?;
+        let old_tags = split_tags(row.try_get("tags").pg()?);
+        if expected_version != 0 && expected_version != version {
+            return Err(ArticleError::VersionConflict {
+                id,
+                expected: expected_version,
+                actual: version,
+            });
+        }
+        let row = sqlx::query(&format!(
+            "UPDATE articles SET title = $1, content = $2, tags = $3, search_text = $4, update_time = $5, version = version + 1
+             WHERE id = $6 RETURNING {ARTICLE_COLUMNS}"
+        ))
+        .bind(draft.title())
+        .bind(draft.content())
+        .bind(draft.tags().join(","))
+        .bind(search_text(&draft))
+        .bind(now_micros())
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .pg()?;
+        let article = article_from_row(&row)?;
+        sqlx::query("DELETE FROM article_tags WHERE article_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .pg()?;
+        insert_tags(&mut tx, id, draft.tags()).await?;
+        Self::record(&mut tx, "updated", Some(&article), id, Some(&old_tags)).await?;
+        self.commit(tx).await?;
+        Ok(article)
+    }
+
+    async fn delete(&self, id: i64) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let tags: String = sqlx::query_scalar("DELETE FROM articles WHERE id = $1 RETURNING tags")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .pg()?
+            .ok_or(ArticleError::NotFound(id))?;
+        Self::record(&mut tx, "deleted", None, id, Some(&split_tags(tags))).await?;
+        self.commit(tx).await
+    }
+
+    /// Unlike SQLite, other writes go on while an import is open; only its
+    /// commit waits for (and then holds up) theirs.
+    async fn begin_import(&self, author: &str) -> StoreResult<Box<dyn ImportBatch + '_>> {
+        let tx = self.begin().await?;
+        Ok(Box::new(self.begin_batch(tx, author)))
+    }
+
+    async fn create_all_if_empty(
+        &self,
+        author: &str,
+        drafts: Vec<ArticleDraft>,
+    ) -> StoreResult<usize> {
+        let mut tx = self.begin().await?;
+        // Replicas starting at once on an empty database queue here; the
+        // count below then sees what the first one committed.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(LOAD_IF_EMPTY_LOCK)
+            .execute(&mut *tx)
+            .await
+            .pg()?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM articles")
+            .fetch_one(&mut *tx)
+            .await
+            .pg()?;
+        if count > 0 {
+            return Ok(0);
+        }
+        let mut batch = self.begin_batch(tx, author);
+        let n = drafts.len();
+        let start = batch.now;
+        // Each its own create_time, a microsecond apart, in the given order.
+        for (i, draft) in drafts.into_iter().enumerate() {
+            batch.add_at(draft, start + i as i64).await?;
+        }
+        Box::new(batch).commit().await?;
+        Ok(n)
+    }
+
+    async fn changes_after(&self, after: i64, limit: u32) -> StoreResult<Vec<Change>> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, article_id AS id, title, content, author, tags, create_time, update_time, version, old_tags
+             FROM article_events WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .pg()?;
+        rows.iter().map(change_from_row).collect()
+    }
+
+    async fn sequence_bounds(&self) -> StoreResult<SequenceBounds> {
+        // One statement, one snapshot.
+        let row = sqlx::query(
+            "SELECT (SELECT MIN(seq) FROM article_events) AS oldest,
+                    (SELECT seq FROM article_seq) AS newest",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .pg()?;
+        Ok(SequenceBounds {
+            oldest: row.try_get("oldest").pg()?,
+            newest: row.try_get::<Option<i64>, _>("newest").pg()?.unwrap_or(0),
+        })
+    }
+
+    async fn prune_changes(&self, published: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM article_events WHERE seq <= $1")
+            .bind(published - self.retain)
+            .execute(&self.pool)
+            .await
+            .pg()?;
+        Ok(())
+    }
+
+    async fn count(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM articles")
+            .fetch_one(&self.pool)
+            .await
+            .pg()
+    }
+
+    /// `None`: other replicas write to the same database unseen.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
+
+    fn committed(&self) -> Arc<Notify> {
+        self.committed.clone()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.pg()?;
+        Ok(())
+    }
+}
+
+async fn insert_tags(
+    tx: &mut Transaction<'static, Postgres>,
+    id: i64,
+    tags: &[String],
+) -> StoreResult<()> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("INSERT INTO article_tags (article_id, tag) SELECT $1, unnest($2::text[])")
+        .bind(id)
+        .bind(tags)
+        .execute(&mut **tx)
+        .await
+        .pg()?;
+    Ok(())
+}
+
+/// PostgreSQL's answers that a caller can act on get their own errors.
+/// Every sqlx call here goes through it (not through SQLite's
+/// `From<sqlx::Error>`).
+trait PgResultExt<T> {
+    fn pg(self) -> StoreResult<T>;
+}
+
+impl<T> PgResultExt<T> for Result<T, sqlx::Error> {
+    fn pg(self) -> StoreResult<T> {
+        self.map_err(pg_error)
+    }
+}
+
+/// An unreachable database is `Unavailable`: the connection failed or was
+/// lost (sqlx `Io`, `Tls`, SQLSTATE class 08), the server is shutting down
+/// or starting (57P01, 57P02, 57P03), it has no connection slot left
+/// (53300), or the pool had no connection within its acquire timeout.
+/// Serialization failures and deadlocks (40001, 40P01) are `Busy`; a full
+/// disk (53100) is `DiskFull`. The rest is `Storage` (INTERNAL).
+pub(crate) fn pg_error(err: sqlx::Error) -> ArticleError {
+    let code = match &err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed => return ArticleError::Unavailable(err.into()),
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    };
+    match code.as_deref() {
+        Some(c) if c.starts_with("08") => ArticleError::Unavailable(err.into()),
+        Some("57P01" | "57P02" | "57P03" | "53300") => ArticleError::Unavailable(err.into()),
+        Some("40001" | "40P01") => ArticleError::Busy(err.into()),
+        Some("53100") => ArticleError::DiskFull(err.into()),
+        _ => ArticleError::Storage(err.into()),
+    }
+}
+
+fn search_text(draft: &ArticleDraft) -> String {
+    format!("{}\u{1f}{}", draft.title(), draft.content()).to_lowercase()
+}
+
+fn split_tags(joined: String) -> Vec<String> {
+    if joined.is_empty() {
+        Vec::new()
+    } else {
+        joined.split(',').map(str::to_owned).collect()
+    }
+}
+
+fn now_micros() -> i64 {
+    micros(Utc::now())
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn time(us: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(us)
+        .ok_or_else(|| ArticleError::storage(anyhow::anyhow!("timestamp {us} out of range")))
+}
+
+fn article_from_row(row: &PgRow) -> StoreResult<Article> {
+    Ok(Article {
+        id: row.try_get("id").pg()?,
+        title: row.try_get("title").pg()?,
+        content: row.try_get("content").pg()?,
+        author: row.try_get("author").pg()?,
+        tags: split_tags(row.try_get("tags").pg()?),
+        create_time: time(row.try_get("create_time").pg()?)?,
+        update_time: time(row.try_get("update_time").pg()?)?,
+        version: row.try_get("version").pg()?,
+    })
+}
+
+fn change_from_row(row: &PgRow) -> StoreResult<Change> {
+    let sequence: i64 = row.try_get("seq").pg()?;
+    let kind: String = row.try_get("kind").pg()?;
+    // `article_id AS id`: the article columns read as `article_from_row` expects.
+    let id: i64 = row.try_get("id").pg()?;
+    let old_tags = || -> StoreResult<Vec<String>> {
+        Ok(split_tags(
+            row.try_get::<Option<String>, _>("old_tags")
+                .pg()?
+                .unwrap_or_default(),
+        ))
+    };
+    let article = || article_from_row(row);
+    let kind = match kind.as_str() {
+        "created" => ChangeKind::Created(article()?),
+        "updated" => ChangeKind::Updated {
+            article: article()?,
+            old_tags: old_tags()?,
+        },
+        "deleted" => ChangeKind::Deleted {
+            id,
+            old_tags: old_tags()?,
+        },
+        other => {
+            return Err(ArticleError::storage(anyhow::anyhow!(
+                "unknown change kind {other:?}"
+            )));
+        }
+    };
+    Ok(Change { sequence, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_database_errors_are_unavailable() {
+        let refused = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(matches!(pg_error(refused), ArticleError::Unavailable(_)));
+        assert!(matches!(
+            pg_error(sqlx::Error::PoolTimedOut),
+            ArticleError::Unavailable(_)
+        ));
+        assert!(matches!(
+            pg_error(sqlx::Error::RowNotFound),
+            ArticleError::Storage(_)
+        ));
+    }
+}
