@@ -1,0 +1,600 @@
+//! The PostgreSQL store through `ArticleStore`, on a real PostgreSQL (no
+//! mocks): one cluster for the binary, one database per test; the outage
+//! test has a cluster of its own, since it stops it.
+//!
+//! Needs PostgreSQL's binaries (`PG_BIN`, default
+//! `/usr/lib/postgresql/15/bin`).
+
+use std::{
+    collections::BTreeSet,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use article_server::article::{
+    ArticleDraft, ArticleError, ListQuery, demo,
+    postgres::{PostgresOptions, PostgresStore},
+    sqlite::SqliteStore,
+    store::{ArticleStore, ChangeKind},
+    watch::{ChangeFeed, WatchItem},
+};
+use futures::StreamExt as _;
+
+/// A throwaway PostgreSQL cluster: its own directory and free port, stopped
+/// on drop. Also stopped when the test process ends, even if never
+/// dropped (a watchdog process), so a shared one leaves nothing running.
+struct PgCluster {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+static DATABASES: AtomicUsize = AtomicUsize::new(0);
+
+impl PgCluster {
+    fn bin(name: &str) -> PathBuf {
+        let dir = std::env::var_os("PG_BIN").unwrap_or_else(|| "/usr/lib/postgresql/15/bin".into());
+        Path::new(&dir).join(name)
+    }
+
+    /// Runs a PostgreSQL tool, as `postgres` when we are root (it refuses
+    /// to run as root).
+    fn run(tool: &str, args: &[&str]) {
+        let root = is_root();
+        let mut command = if root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(Self::bin(tool));
+            c
+        } else {
+            Command::new(Self::bin(tool))
+        };
+        let output = command
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running {tool}: {e}"));
+        assert!(
+            output.status.success(),
+            "{tool} {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn temporary() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        if is_root() {
+            let status = Command::new("chown")
+                .arg("postgres")
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let data = dir.path().join("data");
+        Self::run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "app",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        );
+        let cluster = Self { dir, port };
+        cluster.start();
+        // Stops the cluster when this process is gone, however it ends
+        // (deliberately not waited for: it outlives us).
+        #[allow(clippy::zombie_processes)]
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop}",
+                pid = std::process::id(),
+                stop = cluster.stop_command()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        cluster
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn stop_command(&self) -> String {
+        let prefix = if is_root() {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
+        format!(
+            "{prefix}{} -D {} stop -m fast >/dev/null 2>&1",
+            Self::bin("pg_ctl").display(),
+            self.data()
+        )
+    }
+
+    fn start(&self) {
+        let dir = self.dir.path().display().to_string();
+        Self::run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-w",
+                "-l",
+                &format!("{dir}/log"),
+                "-o",
+                &format!(
+                    "-k {dir} -p {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                    self.port
+                ),
+                "start",
+            ],
+        );
+    }
+
+    fn stop(&self) {
+        Self::run("pg_ctl", &["-D", &self.data(), "-w", "stop", "-m", "fast"]);
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!("postgres://app@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// A new, empty database; its URL.
+    fn create_database(&self, name: &str) -> String {
+        let output = Command::new(Self::bin("createdb"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "app",
+                name,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "createdb: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        self.url(name)
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(self.stop_command())
+            .status();
+    }
+}
+
+fn is_root() -> bool {
+    static ROOT: OnceLock<bool> = OnceLock::new();
+    *ROOT.get_or_init(|| {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false)
+    })
+}
+
+/// The binary's shared cluster.
+fn cluster() -> &'static PgCluster {
+    static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
+    CLUSTER.get_or_init(PgCluster::temporary)
+}
+
+/// A fresh database in the shared cluster.
+fn fresh_database() -> String {
+    let n = DATABASES.fetch_add(1, Ordering::Relaxed);
+    cluster().create_database(&format!("t{}_{n}", std::process::id()))
+}
+
+async fn open(url: &str) -> PostgresStore {
+    PostgresStore::open(url, 1000, PostgresOptions::default())
+        .await
+        .unwrap()
+}
+
+fn draft(title: &str, tags: &[&str]) -> ArticleDraft {
+    ArticleDraft::new(
+        title,
+        format!("about {title}"),
+        tags.iter().map(|s| s.to_string()).collect(),
+    )
+    .unwrap()
+}
+
+fn query(page: i32, size: i32, text: &str, tag: &str) -> ListQuery {
+    ListQuery::new(page, size, text.into(), tag.into()).unwrap()
+}
+
+#[tokio::test]
+async fn crud_round_trip_and_version_conflict() {
+    let s = open(&fresh_database()).await;
+    let a = s.create("alice", draft("First", &["rust"])).await.unwrap();
+    assert_eq!((a.version, a.author.as_str()), (1, "alice"));
+    assert_eq!(s.get(a.id).await.unwrap(), a);
+    let b = s.update(a.id, draft("First!", &["web"]), 1).await.unwrap();
+    assert_eq!((b.version, b.tags.clone()), (2, vec!["web".to_string()]));
+    assert_eq!(s.get(a.id).await.unwrap(), b);
+    assert!(matches!(
+        s.update(a.id, draft("x", &[]), 1).await,
+        Err(ArticleError::VersionConflict {
+            expected: 1,
+            actual: 2,
+            ..
+        })
+    ));
+    // Unconditional with 0.
+    assert_eq!(
+        s.update(a.id, draft("Third", &[]), 0)
+            .await
+            .unwrap()
+            .version,
+        3
+    );
+    s.delete(a.id).await.unwrap();
+    assert!(matches!(s.get(a.id).await, Err(ArticleError::NotFound(_))));
+    assert!(matches!(
+        s.delete(a.id).await,
+        Err(ArticleError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.update(a.id, draft("x", &[]), 0).await,
+        Err(ArticleError::NotFound(_))
+    ));
+    assert_eq!(s.count().await.unwrap(), 0);
+    assert_eq!(s.generation(), None, "no list cache with several replicas");
+}
+
+#[tokio::test]
+async fn search_tags_and_paging_answer_as_sqlite_does() {
+    let pg = open(&fresh_database()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lite = SqliteStore::open(
+        &format!("sqlite://{}", dir.path().join("t.db").display()),
+        1000,
+    )
+    .await
+    .unwrap();
+    let samples = [
+        ("ÄRGER im Büro", &["de", "work"][..]),
+        ("Rust and Postgres", &["rust"][..]),
+        ("rusty nails", &["diy"][..]),
+        ("100% pure", &["rust", "diy"][..]),
+        ("under_score", &[][..]),
+    ];
+    for i in 0..3 {
+        for (title, tags) in samples {
+            let title = format!("{title} {i}");
+            pg.create("a", draft(&title, tags)).await.unwrap();
+            lite.create("a", draft(&title, tags)).await.unwrap();
+        }
+    }
+    let queries = [
+        query(1, 10, "", ""),
+        query(2, 4, "", ""),
+        query(9, 4, "", ""),
+        query(1, 10, "ärger", ""),
+        query(1, 10, "RUST", ""),
+        query(1, 2, "rust", "diy"),
+        query(1, 10, "", "rust"),
+        query(1, 10, "%", ""),
+        query(1, 10, "_", ""),
+        query(1, 10, "nothing matches", ""),
+        query(1, 10, "", "no-such-tag"),
+    ];
+    for q in &queries {
+        let (a, b) = (pg.list(q).await.unwrap(), lite.list(q).await.unwrap());
+        let titles = |p: &article_server::article::Page| {
+            p.articles
+                .iter()
+                .map(|a| a.title.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(a.total_count, b.total_count, "{q:?}");
+        assert_eq!(titles(&a), titles(&b), "{q:?}");
+    }
+    // Newest first; ties of create_time by id.
+    let all = pg.list(&query(1, 100, "", "")).await.unwrap();
+    assert_eq!(all.total_count, 15);
+    let ids: Vec<_> = all.articles.iter().map(|a| a.id).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(ids, sorted);
+}
+
+#[tokio::test]
+async fn an_import_is_all_or_nothing_and_numbered_at_commit() {
+    let s = open(&fresh_database()).await;
+    s.create("a", draft("before", &[])).await.unwrap();
+    // Dropped without commit: nothing stays, no sequence is used.
+    {
+        let mut batch = s.begin_import("bob").await.unwrap();
+        for i in 0..50 {
+            batch
+                .add(draft(&format!("lost {i}"), &["x"]))
+                .await
+                .unwrap();
+        }
+        // A write beside the open import goes through (row locks only).
+        s.create("a", draft("beside", &[])).await.unwrap();
+    }
+    assert_eq!(s.count().await.unwrap(), 2);
+    assert_eq!(s.list(&query(1, 10, "", "x")).await.unwrap().total_count, 0);
+    let bounds = s.sequence_bounds().await.unwrap();
+    assert_eq!((bounds.oldest, bounds.newest), (Some(1), 2));
+
+    let ids = s
+        .import(
+            "bob",
+            (0..300)
+                .map(|i| draft(&format!("kept {i}"), &["y"]))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 300);
+    assert_eq!(s.count().await.unwrap(), 302);
+    let changes = s.changes_after(2, 1000).await.unwrap();
+    let seqs: Vec<i64> = changes.iter().map(|c| c.sequence).collect();
+    assert_eq!(seqs, (3..=302).collect::<Vec<_>>());
+    // In the order added.
+    let created: Vec<i64> = changes
+        .iter()
+        .map(|c| match &c.kind {
+            ChangeKind::Created(a) => a.id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(created, ids);
+}
+
+#[tokio::test]
+async fn the_change_log_numbers_every_write_and_keeps_the_retained_ones() {
+    let s = open(&fresh_database()).await;
+    assert_eq!(s.sequence_bounds().await.unwrap().newest, 0);
+    let a = s.create("a", draft("one", &["rust"])).await.unwrap();
+    s.update(a.id, draft("one!", &["web"]), 1).await.unwrap();
+    s.delete(a.id).await.unwrap();
+    // A failed write takes no sequence.
+    assert!(s.update(a.id, draft("x", &[]), 0).await.is_err());
+    let changes = s.changes_after(0, 10).await.unwrap();
+    let seqs: Vec<_> = changes.iter().map(|c| c.sequence).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert!(matches!(changes[0].kind, ChangeKind::Created(_)));
+    assert!(changes[1].concerns_tag("rust") && changes[1].concerns_tag("web"));
+    assert!(
+        matches!(&changes[2].kind, ChangeKind::Deleted { id, old_tags } if *id == a.id && old_tags == &["web"])
+    );
+    assert_eq!(s.changes_after(1, 1).await.unwrap().len(), 1);
+
+    s.import(
+        "a",
+        (0..1005).map(|i| draft(&format!("a{i}"), &[])).collect(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.sequence_bounds().await.unwrap().oldest, Some(1));
+    s.prune_changes(1008).await.unwrap();
+    let b = s.sequence_bounds().await.unwrap();
+    assert_eq!((b.oldest, b.newest), (Some(9), 1008));
+}
+
+/// The key property: several replicas (separate pools) write at once while
+/// readers tail `changes_after`; every reader sees strictly increasing,
+/// gap-free sequences, and in the end exactly the whole change log. With a
+/// sequence allocated at insert (a bigserial) instead of at the commit
+/// tail, readers skip changes that commit late and this fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readers_never_skip_a_change_of_concurrent_replicas() {
+    const REPLICAS: usize = 3;
+    const WRITERS_PER_REPLICA: usize = 4;
+    const WRITES_PER_WRITER: usize = 40;
+    let url = fresh_database();
+    let mut replicas = Vec::new();
+    for _ in 0..REPLICAS {
+        replicas.push(Arc::new(open(&url).await));
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for (r, store) in replicas.iter().enumerate() {
+        let store = store.clone();
+        let done = done.clone();
+        readers.push(tokio::spawn(async move {
+            let mut seen: Vec<i64> = Vec::new();
+            loop {
+                let finished = done.load(Ordering::Acquire);
+                let after = seen.last().copied().unwrap_or(0);
+                let batch = store.changes_after(after, 64).await.unwrap();
+                for c in &batch {
+                    let expected = seen.last().copied().unwrap_or(0) + 1;
+                    assert_eq!(c.sequence, expected, "reader {r} skipped a change");
+                    seen.push(c.sequence);
+                }
+                if batch.is_empty() {
+                    if finished {
+                        return seen;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        }));
+    }
+    let mut writers = Vec::new();
+    for (r, store) in replicas.iter().enumerate() {
+        for w in 0..WRITERS_PER_REPLICA {
+            let store = store.clone();
+            writers.push(tokio::spawn(async move {
+                for i in 0..WRITES_PER_WRITER {
+                    let title = format!("r{r} w{w} #{i}");
+                    let a = store.create("w", draft(&title, &["t"])).await.unwrap();
+                    // Vary the length of the transactions.
+                    match i % 4 {
+                        1 => {
+                            store.update(a.id, draft(&title, &[]), 0).await.unwrap();
+                        }
+                        2 => store.delete(a.id).await.unwrap(),
+                        3 => {
+                            let drafts = (0..5)
+                                .map(|k| draft(&format!("{title}.{k}"), &[]))
+                                .collect();
+                            store.import("w", drafts).await.unwrap();
+                        }
+                        _ => {}
+                    }
+                }
+            }));
+        }
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    done.store(true, Ordering::Release);
+    let newest = replicas[0].sequence_bounds().await.unwrap().newest;
+    let per_writer: i64 = (0..WRITES_PER_WRITER as i64)
+        .map(|i| match i % 4 {
+            1 | 2 => 2,
+            3 => 6,
+            _ => 1,
+        })
+        .sum();
+    assert_eq!(newest, per_writer * (REPLICAS * WRITERS_PER_REPLICA) as i64);
+    let log: Vec<i64> = replicas[0]
+        .changes_after(0, u32::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.sequence)
+        .collect();
+    assert_eq!(log, (1..=newest).collect::<Vec<_>>(), "the log has no gaps");
+    for reader in readers {
+        let seen = reader.await.unwrap();
+        assert_eq!(seen, log, "a reader saw the whole log, in order");
+    }
+}
+
+#[tokio::test]
+async fn a_replicas_feed_publishes_another_replicas_commits() {
+    let url = fresh_database();
+    let (writer, reader) = (open(&url).await, Arc::new(open(&url).await));
+    let feed = ChangeFeed::start(
+        reader,
+        Duration::from_secs(60),
+        1000,
+        metrics::Gauge::noop(),
+    )
+    .await
+    .unwrap();
+    let (mut stream, live_from) = feed.subscribe(String::new(), 0).await.unwrap();
+    assert_eq!(live_from, 0);
+    let a = writer.create("w", draft("over there", &[])).await.unwrap();
+    let item = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("the other replica's commit arrives")
+        .unwrap()
+        .unwrap();
+    match item {
+        WatchItem::Change(c) => {
+            assert_eq!(c.sequence, 1);
+            assert!(matches!(&c.kind, ChangeKind::Created(x) if x.id == a.id));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn demo_data_is_loaded_once_by_replicas_starting_together() {
+    let url = fresh_database();
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(open(&url).await);
+    }
+    let loaded = futures::future::join_all(stores.iter().map(|s| demo::load_if_empty(s))).await;
+    let loaded: Vec<usize> = loaded.into_iter().map(Result::unwrap).collect();
+    let total: usize = loaded.iter().sum();
+    assert_eq!(loaded.iter().filter(|n| **n > 0).count(), 1, "{loaded:?}");
+    assert_eq!(stores[0].count().await.unwrap(), total as i64);
+    // The first sample is the newest.
+    let first = stores[0].list(&query(1, 1, "", "")).await.unwrap();
+    assert_eq!(first.articles[0].title, "Why gRPC-web without a gateway");
+    let titles: BTreeSet<_> = stores[0]
+        .list(&query(1, 100, "", ""))
+        .await
+        .unwrap()
+        .articles
+        .into_iter()
+        .map(|a| a.title)
+        .collect();
+    assert_eq!(titles.len(), total, "no sample twice");
+}
+
+/// Its own cluster: it stops it.
+#[tokio::test]
+async fn calls_are_unavailable_while_postgres_is_down_and_work_again_after() {
+    let cluster = PgCluster::temporary();
+    let url = cluster.create_database("outage");
+    let options = PostgresOptions {
+        acquire_timeout: Duration::from_secs(1),
+        ..PostgresOptions::default()
+    };
+    let s = PostgresStore::open(&url, 1000, options).await.unwrap();
+    let a = s.create("a", draft("before", &[])).await.unwrap();
+    cluster.stop();
+    let started = std::time::Instant::now();
+    for result in [
+        s.get(a.id).await.map(drop),
+        s.create("a", draft("during", &[])).await.map(drop),
+        s.ping().await,
+    ] {
+        let err = result.expect_err("PostgreSQL is down");
+        assert!(matches!(err, ArticleError::Unavailable(_)), "{err:?}");
+        let status = tonic::Status::from(err);
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(status.message().contains("the database is unreachable"));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "bounded by the acquire timeout"
+    );
+    cluster.start();
+    // The same store, not reopened; pooled connections were cut.
+    assert_eq!(s.get(a.id).await.unwrap().title, "before");
+    let b = s.create("a", draft("after", &[])).await.unwrap();
+    assert_eq!(s.count().await.unwrap(), 2);
+    let seqs: Vec<_> = s
+        .changes_after(0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.sequence)
+        .collect();
+    assert_eq!(seqs, [1, 2], "the failed create left no sequence");
+    assert_eq!(s.get(b.id).await.unwrap().title, "after");
+}
