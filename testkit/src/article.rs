@@ -1,7 +1,14 @@
 //! The article application under test (feature `article`): a
-//! [`TestServer`] on 127.0.0.1:0 with its own SQLite file in a temporary
-//! directory and write tokens for alice and bob, the calls most tests make,
-//! and the application of the `echo_beside_articles` example.
+//! [`TestServer`] on 127.0.0.1:0 with its own database and write tokens for
+//! alice and bob, the calls most tests make, and the application of the
+//! `echo_beside_articles` example.
+//!
+//! The database is a SQLite file in the server's temporary directory, or,
+//! when `ARTICLE_TEST_POSTGRES` names a PostgreSQL server
+//! (`postgres://app@127.0.0.1:PORT/postgres`, as `cargo xtask test` sets it
+//! for its second run of the API suite), a fresh database of its own there.
+//! [`store`] tells a test which, for what only one store does (the
+//! ListArticles page cache and the write lock are SQLite's).
 
 use std::{
     future::Future,
@@ -24,6 +31,57 @@ use crate::{
 pub const ALICE: &str = "alice-token-0123456789";
 /// Token of the author `bob`.
 pub const BOB: &str = "bob-token-0123456789";
+
+/// The variable naming the PostgreSQL server the tests run against (a URL
+/// of a database that exists, e.g. `postgres://app@127.0.0.1:PORT/postgres`).
+pub const POSTGRES_VAR: &str = "ARTICLE_TEST_POSTGRES";
+
+/// Which store the test servers use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// A SQLite file per server (the default).
+    Sqlite,
+    /// A database per server on the PostgreSQL server of
+    /// [`ARTICLE_TEST_POSTGRES`](POSTGRES_VAR).
+    Postgres,
+}
+
+/// The store of this test run: [`Store::Postgres`] when
+/// `ARTICLE_TEST_POSTGRES` is set (and not empty).
+pub fn store() -> Store {
+    match postgres_server() {
+        Some(_) => Store::Postgres,
+        None => Store::Sqlite,
+    }
+}
+
+fn postgres_server() -> Option<String> {
+    std::env::var(POSTGRES_VAR)
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// A database URL of the run's [`store`] no server has used yet: the
+/// SQLite file `dir/articles.db`, or a new database on the PostgreSQL
+/// server. For tests that build their own settings (two servers on one
+/// database, a restart on the same data).
+pub async fn fresh_database(dir: &Path) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let Some(server) = postgres_server() else {
+        return format!("sqlite://{}", dir.join("articles.db").display());
+    };
+    let name = format!(
+        "test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    // createdb is a child process: off the runtime's workers.
+    tokio::task::spawn_blocking(move || crate::postgres::create_database_on(&server, &name))
+        .await
+        .expect("createdb does not panic")
+        .unwrap_or_else(|e| panic!("a fresh database on {POSTGRES_VAR}: {e}"))
+}
 
 /// Settings for a test server: port 0, the SQLite file `db`, tokens for
 /// alice and bob. Change fields before starting the server.
@@ -53,13 +111,15 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// A server with the test [`settings`] and its own database.
+    /// A server with the test [`settings`] and its own database (a SQLite file,
+    /// or a fresh PostgreSQL database: see [`store`]).
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await
     }
 
-    /// A server whose settings `adjust` may change; the database is in the
-    /// server's own temporary directory unless `adjust` moves it.
+    /// A server whose settings `adjust` may change; the database is a
+    /// SQLite file in the server's own temporary directory (or a fresh
+    /// PostgreSQL database, see [`store`]) unless `adjust` moves it.
     pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> Self {
         Self::start_app(adjust, Application::build).await
     }
@@ -73,6 +133,7 @@ impl TestServer {
     {
         let dir = tempfile::tempdir().expect("a temporary directory is created");
         let mut settings = settings(&dir.path().join("articles.db"));
+        settings.database_url = fresh_database(dir.path()).await;
         adjust(&mut settings);
         let app = build(settings)
             .await

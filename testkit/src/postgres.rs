@@ -43,7 +43,20 @@ pub struct PgCluster {
     port: u16,
     as_postgres: bool,
     running: bool,
-    owns_dir: bool,
+    options: Options,
+}
+
+/// How [`PgCluster::start_with`] treats the cluster's directory and process.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Remove the directory when the cluster is dropped (a fresh cluster
+    /// per run, e.g. under `target/`).
+    pub remove_dir: bool,
+    /// Start the server in a process group of its own, so a terminal's
+    /// Ctrl-C reaches only the caller, which stops it in its own order
+    /// (after the servers using it). Without it, Ctrl-C stops PostgreSQL
+    /// too, which suits tests: an interrupted test run leaves no server.
+    pub own_process_group: bool,
 }
 
 impl PgCluster {
@@ -51,7 +64,7 @@ impl PgCluster {
     /// one already) and starts it on a free port of 127.0.0.1. The
     /// directory stays when the cluster is dropped.
     pub fn start_in(dir: &Path) -> io::Result<Self> {
-        Self::start_owned(dir, false)
+        Self::start_with(dir, Options::default())
     }
 
     /// A cluster in a fresh directory under the system's temporary folder,
@@ -68,16 +81,15 @@ impl PgCluster {
         if dir.exists() {
             fs::remove_dir_all(&dir)?;
         }
-        Self::start_owned(&dir, true)
+        let options = Options {
+            remove_dir: true,
+            ..Options::default()
+        };
+        Self::start_with(&dir, options)
     }
 
-    /// Like [`start_in`](Self::start_in), but the directory is removed when
-    /// the cluster is dropped (fresh each run, e.g. under `target/`).
-    pub fn start_in_owned(dir: &Path) -> io::Result<Self> {
-        Self::start_owned(dir, true)
-    }
-
-    fn start_owned(dir: &Path, owns_dir: bool) -> io::Result<Self> {
+    /// Like [`start_in`](Self::start_in), with [`Options`].
+    pub fn start_with(dir: &Path, options: Options) -> io::Result<Self> {
         let bin = binaries()?;
         fs::create_dir_all(dir)?;
         let dir = dir.canonicalize()?;
@@ -88,15 +100,31 @@ impl PgCluster {
             port: 0,
             as_postgres,
             running: false,
-            owns_dir,
+            options,
         };
         if as_postgres {
             // The server must own its data directory (and may write its log
-            // and socket beside it).
+            // and socket beside it), and reach it: every parent folder must
+            // let it through (not so under /root, for one).
             run(Command::new("chown")
                 .arg("-R")
                 .arg("postgres:")
                 .arg(&cluster.dir))?;
+            let reachable = Command::new("runuser")
+                .args(["-u", "postgres", "--", "test", "-w"])
+                .arg(&cluster.dir)
+                .status()?;
+            if !reachable.success() {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "the postgres user cannot write to {} (a parent folder is closed to it): \
+                         use a folder it can reach, such as one under {}",
+                        cluster.dir.display(),
+                        std::env::temp_dir().display()
+                    ),
+                ));
+            }
         }
         if !cluster.data_dir().join("PG_VERSION").is_file() {
             let mut initdb = cluster.server_command("initdb");
@@ -104,7 +132,9 @@ impl PgCluster {
                 .arg("-D")
                 .arg(cluster.data_dir())
                 .args(["-U", USER, "--auth=trust", "-E", "UTF8", "--locale=C"])
-                .arg("--no-instructions");
+                // A throw-away cluster: initdb need not flush its files (the
+                // server keeps its own durability settings).
+                .args(["--no-instructions", "--no-sync"]);
             run(&mut initdb)?;
         }
         cluster.port = free_port()?;
@@ -130,21 +160,7 @@ impl PgCluster {
     /// Creates the database `name` (letters, digits and `_` only) and
     /// returns its URL.
     pub fn create_database(&self, name: &str) -> io::Result<String> {
-        let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !plain {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("database name {name:?}: use letters, digits and `_`"),
-            ));
-        }
-        // A client: it needs no particular user.
-        let mut createdb = Command::new(self.bin.join("createdb"));
-        createdb
-            .args(["-h", "127.0.0.1", "-U", USER, "-p"])
-            .arg(self.port.to_string())
-            .arg(name);
-        run(&mut createdb)?;
-        Ok(self.url(name))
+        create_database_on(&self.url("postgres"), name)
     }
 
     /// Starts the server again after [`stop`](Self::stop) or
@@ -175,6 +191,10 @@ impl PgCluster {
             .arg("-o")
             .arg(options)
             .arg("start");
+        if self.options.own_process_group {
+            use std::os::unix::process::CommandExt as _;
+            pg_ctl.process_group(0);
+        }
         // The server must not keep our stdout open: whoever reads it (cargo,
         // a pipe) would wait for the server's end.
         pg_ctl.stdout(Stdio::null());
@@ -248,7 +268,7 @@ impl PgCluster {
 impl Drop for PgCluster {
     fn drop(&mut self) {
         let _ = self.kill();
-        if self.owns_dir {
+        if self.options.remove_dir {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
@@ -274,6 +294,33 @@ pub fn binaries() -> io::Result<PathBuf> {
             format!(
                 "PostgreSQL's server binaries are not installed (no {DEBIAN_ROOT}/<version>/bin/initdb): \
                  run `cargo xtask test` (which installs them) or `apt-get install postgresql`"
+            ),
+        )),
+    }
+}
+
+/// Creates the database `name` (letters, digits and `_` only) on the
+/// server of `url` (`postgres://USER@HOST:PORT/DATABASE`, a database that
+/// exists, e.g. `postgres`) with the `createdb` binary, and returns the
+/// new database's URL.
+pub fn create_database_on(url: &str, name: &str) -> io::Result<String> {
+    let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let server = url
+        .rsplit_once('/')
+        .map(|(server, _)| server)
+        .filter(|server| server.contains("://"));
+    match server {
+        Some(server) if plain => {
+            let mut createdb = Command::new(binaries()?.join("createdb"));
+            createdb.arg(format!("--maintenance-db={url}")).arg(name);
+            run(&mut createdb)?;
+            Ok(format!("{server}/{name}"))
+        }
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "database {name:?} on {url:?}: use letters, digits and `_`, \
+                 and a URL ending in /DATABASE"
             ),
         )),
     }
