@@ -2,13 +2,10 @@
 //! mocks): one cluster for the binary, one database per test; the outage
 //! test has a cluster of its own, since it stops it.
 //!
-//! Needs PostgreSQL's binaries (`PG_BIN`, default
-//! `/usr/lib/postgresql/15/bin`).
+//! Needs PostgreSQL's server binaries (`testkit::postgres`).
 
 use std::{
     collections::BTreeSet,
-    net::TcpListener,
-    path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::{
         Arc, OnceLock,
@@ -25,87 +22,33 @@ use article_server::article::{
     watch::{ChangeFeed, WatchItem},
 };
 use futures::StreamExt as _;
+use testkit::postgres::PgCluster;
 
-/// A throwaway PostgreSQL cluster: its own directory and free port, stopped
-/// on drop. Also stopped when the test process ends, even if never
-/// dropped (a watchdog process), so a shared one leaves nothing running.
-struct PgCluster {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-static DATABASES: AtomicUsize = AtomicUsize::new(0);
-
-impl PgCluster {
-    fn bin(name: &str) -> PathBuf {
-        let dir = std::env::var_os("PG_BIN").unwrap_or_else(|| "/usr/lib/postgresql/15/bin".into());
-        Path::new(&dir).join(name)
-    }
-
-    /// Runs a PostgreSQL tool, as `postgres` when we are root (it refuses
-    /// to run as root).
-    fn run(tool: &str, args: &[&str]) {
-        let root = is_root();
-        let mut command = if root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(Self::bin(tool));
-            c
+/// The binary's shared cluster. A static is never dropped, so a watchdog
+/// process stops it (and removes its folder) once this process is gone,
+/// however it ends.
+fn cluster() -> &'static PgCluster {
+    static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let cluster = PgCluster::temporary().expect("a PostgreSQL cluster starts");
+        let bin = testkit::postgres::binaries().unwrap();
+        let as_postgres = if is_root() {
+            "runuser -u postgres -- "
         } else {
-            Command::new(Self::bin(tool))
+            ""
         };
-        let output = command
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("running {tool}: {e}"));
-        assert!(
-            output.status.success(),
-            "{tool} {args:?} failed: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+        let stop = format!(
+            "{as_postgres}{pg_ctl} -D '{dir}/data' -m immediate stop; rm -rf '{dir}'",
+            pg_ctl = bin.join("pg_ctl").display(),
+            dir = cluster.dir().display(),
         );
-    }
-
-    fn temporary() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        if is_root() {
-            let status = Command::new("chown")
-                .arg("postgres")
-                .arg(dir.path())
-                .status()
-                .unwrap();
-            assert!(status.success());
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let data = dir.path().join("data");
-        Self::run(
-            "initdb",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-U",
-                "app",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-        );
-        let cluster = Self { dir, port };
-        cluster.start();
-        // Stops the cluster when this process is gone, however it ends
-        // (deliberately not waited for: it outlives us).
+        // Deliberately not waited for: it outlives us.
         #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .arg("-c")
             .arg(format!(
                 "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop}",
-                pid = std::process::id(),
-                stop = cluster.stop_command()
+                pid = std::process::id()
             ))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -113,106 +56,25 @@ impl PgCluster {
             .spawn()
             .unwrap();
         cluster
-    }
-
-    fn data(&self) -> String {
-        self.dir.path().join("data").display().to_string()
-    }
-
-    fn stop_command(&self) -> String {
-        let prefix = if is_root() {
-            "runuser -u postgres -- "
-        } else {
-            ""
-        };
-        format!(
-            "{prefix}{} -D {} stop -m fast >/dev/null 2>&1",
-            Self::bin("pg_ctl").display(),
-            self.data()
-        )
-    }
-
-    fn start(&self) {
-        let dir = self.dir.path().display().to_string();
-        Self::run(
-            "pg_ctl",
-            &[
-                "-D",
-                &self.data(),
-                "-w",
-                "-l",
-                &format!("{dir}/log"),
-                "-o",
-                &format!(
-                    "-k {dir} -p {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-                    self.port
-                ),
-                "start",
-            ],
-        );
-    }
-
-    fn stop(&self) {
-        Self::run("pg_ctl", &["-D", &self.data(), "-w", "stop", "-m", "fast"]);
-    }
-
-    fn url(&self, db: &str) -> String {
-        format!("postgres://app@127.0.0.1:{}/{db}", self.port)
-    }
-
-    /// A new, empty database; its URL.
-    fn create_database(&self, name: &str) -> String {
-        let output = Command::new(Self::bin("createdb"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "app",
-                name,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "createdb: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        self.url(name)
-    }
-}
-
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(self.stop_command())
-            .status();
-    }
-}
-
-fn is_root() -> bool {
-    static ROOT: OnceLock<bool> = OnceLock::new();
-    *ROOT.get_or_init(|| {
-        Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-            .unwrap_or(false)
     })
 }
 
-/// The binary's shared cluster.
-fn cluster() -> &'static PgCluster {
-    static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
-    CLUSTER.get_or_init(PgCluster::temporary)
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
 }
 
 /// A fresh database in the shared cluster.
 fn fresh_database() -> String {
+    static DATABASES: AtomicUsize = AtomicUsize::new(0);
     let n = DATABASES.fetch_add(1, Ordering::Relaxed);
-    cluster().create_database(&format!("t{}_{n}", std::process::id()))
+    cluster()
+        .create_database(&format!("t{n}"))
+        .expect("createdb")
 }
 
 async fn open(url: &str) -> PostgresStore {
@@ -558,15 +420,15 @@ async fn demo_data_is_loaded_once_by_replicas_starting_together() {
 /// Its own cluster: it stops it.
 #[tokio::test]
 async fn calls_are_unavailable_while_postgres_is_down_and_work_again_after() {
-    let cluster = PgCluster::temporary();
-    let url = cluster.create_database("outage");
+    let mut cluster = PgCluster::temporary().expect("a PostgreSQL cluster starts");
+    let url = cluster.create_database("outage").unwrap();
     let options = PostgresOptions {
         acquire_timeout: Duration::from_secs(1),
         ..PostgresOptions::default()
     };
     let s = PostgresStore::open(&url, 1000, options).await.unwrap();
     let a = s.create("a", draft("before", &[])).await.unwrap();
-    cluster.stop();
+    cluster.stop().unwrap();
     let started = std::time::Instant::now();
     for result in [
         s.get(a.id).await.map(drop),
@@ -583,7 +445,7 @@ async fn calls_are_unavailable_while_postgres_is_down_and_work_again_after() {
         started.elapsed() < Duration::from_secs(10),
         "bounded by the acquire timeout"
     );
-    cluster.start();
+    cluster.start().unwrap();
     // The same store, not reopened; pooled connections were cut.
     assert_eq!(s.get(a.id).await.unwrap().title, "before");
     let b = s.create("a", draft("after", &[])).await.unwrap();
