@@ -28,6 +28,7 @@ mod connections;
 mod drain;
 #[cfg(feature = "cli")]
 mod example;
+mod health;
 mod linger;
 mod metrics;
 mod protocols;
