@@ -19,11 +19,14 @@
 //!      `wasm32-unknown-unknown`;
 //!   6. `cargo test --workspace --exclude article-web`, passing through any
 //!      arguments given after `--` (e.g. `cargo xtask test -- --nocapture`).
-//!
-//!   7. the browser tests (`browser/tests/`, `web/tests/`) in headless
+//!   7. the black-box API suite again (`-p article-tests --test api`), every
+//!      test server on its own database of a throw-away PostgreSQL cluster
+//!      started under `target/pg-test` (`ARTICLE_TEST_POSTGRES`); step 1
+//!      installs PostgreSQL and HAProxy with apt-get when missing;
+//!   8. the browser tests (`browser/tests/`, `web/tests/`) in headless
 //!      Chromium and Firefox against real servers; see `browser_tests.rs`
 //!      (also the hidden task `cargo xtask browser-tests`).
-//!   8. the end-to-end UI tests (`tests/tests/e2e/`) driving the release
+//!   9. the end-to-end UI tests (`tests/tests/e2e/`) driving the release
 //!      build of the app in headless Chromium over WebDriver; see
 //!      `e2e.rs` (also the hidden task `cargo xtask e2e`).
 //!
@@ -39,6 +42,11 @@
 //!   `--demo-data --static-dir web/dist` and any extra arguments. The
 //!   server prints its URL and a write token itself.
 //!
+//! * `cargo xtask run --replicas N [--listen ADDR] [-- SERVER_ARGS...]` —
+//!   the same build, then N replicas on one fresh PostgreSQL behind HAProxy
+//!   (`deploy/haproxy.cfg`) on ADDR; see `replicas.rs`. Without
+//!   `--replicas`, `run` is as above.
+//!
 //! * `cargo xtask ensure-tools` (hidden) — only step 1 of `test`.
 //!
 //! The cargo binary is taken from `$CARGO` (set by cargo when it runs the
@@ -46,7 +54,8 @@
 //! and run from the workspace root.
 //!
 //! This file holds only the argument dispatch and the usage text; each task
-//! lives in its own module (`test`, `browser_tests`, `e2e`, `run`, `bench`,
+//! lives in its own module (`test`, `browser_tests`, `e2e`, `run`,
+//! `replicas`, `bench`,
 //! and `ensure-tools` in `tools`), and what several tasks share in `error`
 //! (the one error type), `process` (running and showing commands, paths),
 //! `cargo` (cargo invocations, Cargo.lock, counting test results), `tools`
@@ -58,6 +67,7 @@ mod cargo;
 mod e2e;
 mod error;
 mod process;
+mod replicas;
 mod run;
 mod test;
 mod tools;
@@ -79,13 +89,22 @@ USAGE:
 
 TASKS:
     test    Ensure tools, check formatting, run clippy (native and wasm32),
-            build the wasm32 crates and run the whole test suite.
+            build the wasm32 crates and run the whole test suite (the API
+            suite twice: on SQLite, then on a throw-away PostgreSQL).
               --skip-lint   skip rustfmt and clippy (quick local runs)
               -- ARGS...    passed to `cargo test` (e.g. -- --nocapture)
     ci      Same as `test`; used by .ci/run.
     run     Build the web app (Trunk, release) and article-server (release),
             then start the server with demo data, serving the app.
               [--] ARGS...  extra arguments passed to article-server
+    run --replicas N [--listen ADDR] [-- ARGS...]
+            The same app as N replicas on one fresh PostgreSQL (under
+            target/replicas/) behind HAProxy (deploy/haproxy.cfg) on ADDR
+            (default 127.0.0.1:8080; port 0 picks one). Installs postgresql
+            and haproxy with apt-get if missing. Prints HAProxy's URL and
+            one write token shared by all replicas; Ctrl-C (or SIGTERM)
+            drains the replicas, then stops HAProxy and PostgreSQL.
+              -- ARGS...    extra arguments passed to every replica
     bench   Install oha, h2load and a Python grpcio venv if missing, build
             release binaries, the web app and the decode page, and run the
             benchmarks (servers and headless Chromium) into BENCHMARKS.md.
@@ -97,6 +116,7 @@ TASKS:
 Missing toolchain pieces (the wasm32-unknown-unknown target, rustfmt,
 clippy) are installed through rustup automatically, and `run` installs
 trunk, wasm-bindgen-cli (cargo install) and wasm-opt (npm) when missing;
+`test` and `run --replicas` install postgresql and haproxy (apt-get);
 present ones are kept.
 ";
 
@@ -145,7 +165,10 @@ fn dispatch(args: &[OsString]) -> Result<()> {
                 Some((first, tail)) if first == "--" => tail,
                 _ => rest,
             };
-            run::run(server_args)
+            match replicas::ReplicaOptions::parse(rest)? {
+                Some(opts) => replicas::run_replicas(&opts),
+                None => run::run(server_args),
+            }
         }
         "bench" => bench::bench(rest),
         "ensure-tools" => tools::ensure_tools(),

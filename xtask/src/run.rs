@@ -1,8 +1,10 @@
 //! The `run` task: build the web app and `article-server` (release) and
 //! replace this process with the server, serving the app with demo data.
+//! With `--replicas N`, see `replicas.rs`.
 
 use std::env;
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::Command;
 
 use crate::cargo::cargo;
@@ -11,6 +13,24 @@ use crate::process::{display_command, exec, step, target_dir, workspace_root};
 use crate::web::build_web;
 
 pub(crate) fn run(server_args: &[OsString]) -> Result<()> {
+    let root = workspace_root();
+    let (binary, static_dir) = build_app()?;
+
+    let mut cmd = Command::new(&binary);
+    cmd.current_dir(&root).arg("--demo-data");
+    if let Some(dir) = &static_dir {
+        cmd.arg("--static-dir").arg(dir);
+    }
+    cmd.args(server_args);
+
+    step(&display_command(&cmd));
+    exec(cmd)
+}
+
+/// Builds the web app (Trunk, release) and `article-server` (release);
+/// returns the server binary and the app's folder (`web/dist`, if there is
+/// one).
+pub(crate) fn build_app() -> Result<(PathBuf, Option<PathBuf>)> {
     let root = workspace_root();
 
     let static_dir = match build_web()? {
@@ -30,14 +50,5 @@ pub(crate) fn run(server_args: &[OsString]) -> Result<()> {
     if !binary.is_file() {
         return fail(format!("built server not found at {}", binary.display()));
     }
-
-    let mut cmd = Command::new(&binary);
-    cmd.current_dir(&root).arg("--demo-data");
-    if let Some(dir) = &static_dir {
-        cmd.arg("--static-dir").arg(dir);
-    }
-    cmd.args(server_args);
-
-    step(&display_command(&cmd));
-    exec(cmd)
+    Ok((binary, static_dir))
 }

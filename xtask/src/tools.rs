@@ -3,7 +3,8 @@
 //! clippy and the wasm32 target through rustup), tools from `cargo install`
 //! (trunk, wasm-bindgen-cli, geckodriver), from npm into `target/tools`
 //! (wasm-opt from `binaryen`, protobuf-es; never global) and from apt-get
-//! (chromium and chromedriver). Installing through apt-get needs root.
+//! (chromium and chromedriver; postgresql and haproxy). Installing through
+//! apt-get needs root.
 
 use std::env;
 use std::ffi::{OsStr, OsString};
@@ -267,4 +268,55 @@ pub(crate) fn ensure_chromedriver() -> Result<()> {
     let mut install = Command::new("apt-get");
     install.args(["install", "-y", "chromium", "chromium-driver"]);
     run_command(install)
+}
+
+/// Installs PostgreSQL's server binaries and HAProxy with apt-get when
+/// either is missing (Debian; needs root). The tests and `run --replicas`
+/// start their own throw-away PostgreSQL cluster and HAProxy; Debian's
+/// default cluster (`main`) is never used, so if the package started it,
+/// it is stopped again.
+pub(crate) fn ensure_cluster_tools() -> Result<()> {
+    let have_postgres = testkit::postgres::binaries().is_ok();
+    let have_haproxy = quiet_success(Command::new("haproxy").arg("-v"));
+    if have_postgres && have_haproxy {
+        println!("    postgresql and haproxy: present");
+        return Ok(());
+    }
+    let mut update = Command::new("apt-get");
+    update.arg("update");
+    run_command(update)?;
+    let mut install = Command::new("apt-get");
+    install
+        .args([
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "postgresql",
+            "haproxy",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run_command(install)?;
+    stop_default_clusters();
+    testkit::postgres::binaries()
+        .map(drop)
+        .map_err(|e| Error(e.to_string()))
+}
+
+/// Stops any cluster Debian's postgresql-common started (`pg_lsclusters`
+/// lists it `online`); without an init system it usually is not.
+fn stop_default_clusters() {
+    let Ok(listing) = Command::new("pg_lsclusters").arg("--no-header").output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&listing.stdout).lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let [version, name, _port, status, ..] = fields[..]
+            && status.starts_with("online")
+        {
+            println!("    stopping Debian's default cluster {version}/{name} (not used)");
+            let mut stop = Command::new("pg_ctlcluster");
+            stop.args([version, name, "stop"]);
+            let _ = run_command(stop);
+        }
+    }
 }
