@@ -16,10 +16,16 @@
 //! digits) — changes name when it changes, so it is sent with `Cache-Control: public,
 //! max-age=31536000, immutable` and a browser never asks again. Everything
 //! else, `index.html` and the fallback for client-side routes included, is
-//! sent with `Cache-Control: no-cache` and `Last-Modified`: the browser
-//! revalidates on each visit with `If-Modified-Since` and gets an empty
-//! `304` while the file is unchanged. A hashed name that does not exist is
-//! answered with the fallback `index.html`, hence `no-cache` too.
+//! sent with `Cache-Control: no-cache`, `Last-Modified` and a weak `ETag`
+//! (from the size and modification time of the file and its variants): the
+//! browser revalidates on each visit with `If-None-Match` or
+//! `If-Modified-Since` and gets an empty `304` while the file is unchanged.
+//!
+//! **Missing files.** A path that is no file and whose last segment has an
+//! extension (`/app-0123456789abcdef.js`, `/favicon.ico`) names a file, not
+//! a client-side route: it is answered `404`, never with `index.html` —
+//! HTML under a hashed asset's name would otherwise be kept as that asset.
+//! Other paths (`/articles/42`) get `index.html`, so the app routes itself.
 //!
 //! **Confinement.** tower-http's `ServeDir` refuses `..` and absolute
 //! components, but it follows symlinks: a link inside the directory to
@@ -157,39 +163,111 @@ enum Target {
     Outside,
     /// A file (or a variant of one) inside the root.
     File,
-    /// Nothing, a directory, or a path `ServeDir` refuses: the answer is
-    /// an `index.html` or no file.
-    Other,
+    /// A directory: `ServeDir` sends its `index.html`.
+    Directory,
+    /// Nothing, or a path `ServeDir` refuses: the answer is the fallback
+    /// `index.html` or, for a name with an extension, a 404.
+    Missing,
 }
 
 /// Classifies `path` (see [`Target`]); for a directory, its `index.html`
-/// and that file's variants must be inside the root too.
-async fn classify(root: &Path, path: &Path) -> Target {
+/// and that file's variants must be inside the root too. With it, the
+/// entity tag of what will be sent, when there is a file.
+async fn classify(root: &Path, path: &Path) -> (Target, Option<HeaderValue>) {
     // For a directory, `ServeDir` sends its `index.html` (or a variant).
     let (file, directory) = match tokio::fs::canonicalize(path).await {
-        Ok(real) if !real.starts_with(root) => return Target::Outside,
+        Ok(real) if !real.starts_with(root) => return (Target::Outside, None),
         Ok(real) if tokio::fs::metadata(&real).await.is_ok_and(|m| m.is_dir()) => {
             (real.join("index.html"), true)
         }
         _ => (path.to_path_buf(), false),
     };
-    let mut found = false;
-    for candidate in with_variants(&file) {
+    let mut tag = EntityTag::default();
+    for (index, candidate) in with_variants(&file).enumerate() {
         // Nothing there (or a dangling link): `ServeDir` finds nothing
         // either and tries the next variant or answers with `index.html`.
         let Ok(real) = tokio::fs::canonicalize(&candidate).await else {
             continue;
         };
         if !real.starts_with(root) {
-            return Target::Outside;
+            return (Target::Outside, None);
         }
-        found = true;
+        if let Ok(metadata) = tokio::fs::metadata(&real).await {
+            tag.add(index, &metadata);
+        }
     }
-    if found && !directory {
-        Target::File
-    } else {
-        Target::Other
+    let target = match (directory, tag.found) {
+        (true, _) => Target::Directory,
+        (false, true) => Target::File,
+        (false, false) => Target::Missing,
+    };
+    (target, tag.value())
+}
+
+/// A weak entity tag over the size and modification time of a file and of
+/// its variants: any of them rewritten changes it. Weak, because the
+/// brotli, gzip and plain bodies share it (`Vary: Accept-Encoding` keeps
+/// them apart in caches).
+#[derive(Default)]
+struct EntityTag {
+    hash: u64,
+    found: bool,
+}
+
+impl EntityTag {
+    fn add(&mut self, index: usize, metadata: &std::fs::Metadata) {
+        let modified = metadata
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        // FNV-1a: stable across processes and builds, unlike `DefaultHasher`.
+        for byte in (index as u64)
+            .to_le_bytes()
+            .into_iter()
+            .chain(metadata.len().to_le_bytes())
+            .chain(modified.to_le_bytes())
+        {
+            self.hash = (self.hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.found = true;
     }
+
+    fn value(&self) -> Option<HeaderValue> {
+        self.found
+            .then(|| HeaderValue::try_from(format!("W/\"{:016x}\"", self.hash)).ok())
+            .flatten()
+    }
+}
+
+/// Whether `If-None-Match` lists `tag` (weak comparison) or is `*`.
+fn if_none_match_lists(headers: &http::HeaderMap, tag: &HeaderValue) -> bool {
+    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    let ours = opaque(tag.to_str().unwrap_or_default());
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || opaque(t) == ours)
+}
+
+/// Whether the last segment of a request path has an extension
+/// (`/app-0123456789abcdef.js`, `/favicon.ico`): it names a file, where a
+/// client-side route (`/articles/42`, `/`) names none.
+fn names_a_file(uri_path: &str) -> bool {
+    let last = uri_path.rsplit('/').next().unwrap_or_default();
+    Path::new(last).extension().is_some()
+}
+
+/// A bare `404` that no cache keeps.
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CACHE_CONTROL, REVALIDATE)],
+        "not found\n",
+    )
+        .into_response()
 }
 
 impl Service<Request<axum::body::Body>> for StaticApp {
@@ -201,19 +279,20 @@ impl Service<Request<axum::body::Body>> for StaticApp {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<axum::body::Body>) -> Self::Future {
+    fn call(&mut self, mut req: Request<axum::body::Body>) -> Self::Future {
         let root = self.root.clone();
         let files = self.files.clone();
         Box::pin(async move {
             let path = requested_file(&root, req.uri().path());
-            let target = match &path {
+            let (target, tag) = match &path {
                 Some(path) => classify(&root, path).await,
-                None => Target::Other,
+                None => (Target::Missing, None),
             };
-            let cache_control = match target {
-                Target::Outside => {
-                    return Ok((StatusCode::NOT_FOUND, "not found\n").into_response());
-                }
+            let (cache_control, tag) = match target {
+                Target::Outside => return Ok(not_found()),
+                Target::Missing if names_a_file(req.uri().path()) => return Ok(not_found()),
+                // The fallback: `index.html` at the root.
+                Target::Missing => (REVALIDATE, classify(&root, &root).await.1),
                 Target::File
                     if path
                         .as_deref()
@@ -221,22 +300,44 @@ impl Service<Request<axum::body::Body>> for StaticApp {
                         .and_then(|name| name.to_str())
                         .is_some_and(has_content_hash) =>
                 {
-                    IMMUTABLE
+                    (IMMUTABLE, tag)
                 }
-                Target::File | Target::Other => REVALIDATE,
+                Target::File | Target::Directory => (REVALIDATE, tag),
             };
-            let mut response = match files.oneshot(req).await {
-                Ok(response) => response.into_response(),
-                Err(never) => match never {},
+            let mut response = match &tag {
+                // `If-None-Match` decides alone when it is there (RFC 9110
+                // 13.2.2): `If-Modified-Since` is not looked at.
+                Some(tag)
+                    if req.headers().contains_key(header::IF_NONE_MATCH)
+                        && matches!(*req.method(), http::Method::GET | http::Method::HEAD) =>
+                {
+                    if if_none_match_lists(req.headers(), tag) {
+                        StatusCode::NOT_MODIFIED.into_response()
+                    } else {
+                        req.headers_mut().remove(header::IF_MODIFIED_SINCE);
+                        serve(files, req).await
+                    }
+                }
+                _ => serve(files, req).await,
             };
             let status = response.status();
             if status.is_success() || status == StatusCode::NOT_MODIFIED {
                 let headers = response.headers_mut();
                 headers.insert(header::CACHE_CONTROL, cache_control);
                 headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+                if let Some(tag) = tag {
+                    headers.insert(header::ETAG, tag);
+                }
             }
             Ok(response)
         })
+    }
+}
+
+async fn serve(files: ServeDir<ServeFile>, req: Request<axum::body::Body>) -> Response {
+    match files.oneshot(req).await {
+        Ok(response) => response.into_response(),
+        Err(never) => match never {},
     }
 }
 

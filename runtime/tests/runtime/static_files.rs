@@ -1,7 +1,8 @@
 //! How the static app sends its files: the precompressed variant the
 //! client accepts (brotli, then gzip, then the file itself), cache headers
 //! by name (content-hashed names immutable, the rest revalidated with
-//! `Last-Modified` and answered `304`), and variants that lead outside the
+//! `ETag` or `Last-Modified` and answered `304`), a missing file a 404 while
+//! client-side routes get `index.html`, and variants that lead outside the
 //! folder never served. With feature `precompress`: the build-time tool
 //! that writes the variants.
 
@@ -142,14 +143,12 @@ async fn hashed_names_are_immutable_and_everything_else_is_revalidated() {
         assert_eq!(reply.header("cache-control"), Some(IMMUTABLE), "{path}");
     }
 
-    // Unhashed files, index.html, client-side routes, and a hashed name
-    // that does not exist (answered with index.html) are revalidated.
+    // Unhashed files, index.html and client-side routes are revalidated.
     for (path, body) in [
         ("/robots.txt", "User-agent: *"),
         ("/", "<p>index</p>"),
         ("/index.html", "<p>index</p>"),
         ("/articles/42", "<p>index</p>"),
-        ("/app-fedcba9876543210.js", "<p>index</p>"),
     ] {
         let reply = send(&app, get(path)).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}");
@@ -158,6 +157,11 @@ async fn hashed_names_are_immutable_and_everything_else_is_revalidated() {
         assert!(
             reply.header("last-modified").is_some(),
             "a validator: {path}"
+        );
+        assert!(
+            reply.header("etag").is_some_and(|t| t.starts_with("W/\"")),
+            "a weak entity tag: {path} {:?}",
+            reply.header("etag")
         );
         assert_vary(&reply, path);
     }
@@ -231,6 +235,126 @@ async fn index_html_and_client_side_routes_revalidate_with_a_304() {
             assert!(!stale.body.is_empty(), "{path} {accept}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_missing_file_is_a_404_while_client_side_routes_get_index_html() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_app(dir.path());
+    let app = app(RuntimeBuilder::new().static_dir(Some(dir.path().into()))).await;
+
+    // A name with an extension names a file: index.html under a hashed
+    // asset's name would be cached as that asset for a year.
+    for path in [
+        "/app-fedcba9876543210.js",
+        "/app-fedcba9876543210_bg.wasm",
+        "/foo.wasm",
+        "/favicon.ico",
+        "/assets/app.css",
+        "/articles/app-0123456789abcdef.js",
+    ] {
+        for accept in ["gzip, br", "identity"] {
+            let reply = send(&app, get_with(path, &[(header::ACCEPT_ENCODING, accept)])).await;
+            assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path} {accept}");
+            assert_eq!(text(&reply), "not found\n", "{path} {accept}");
+            assert_eq!(reply.header("cache-control"), Some("no-cache"), "{path}");
+            assert_eq!(reply.header("content-encoding"), None, "{path}");
+        }
+    }
+
+    // Client-side routes (no extension in the last segment) get index.html.
+    for path in [
+        "/articles/12",
+        "/articles/12/edit",
+        "/new",
+        "/v1.2/articles",
+        "/?q=a.js",
+    ] {
+        let reply = send(&app, get(path)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert_eq!(text(&reply), "<p>index</p>", "{path}");
+        assert_eq!(reply.header("cache-control"), Some("no-cache"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn index_html_revalidates_with_its_etag() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_app(dir.path());
+    let app = app(RuntimeBuilder::new().static_dir(Some(dir.path().into()))).await;
+
+    let first = send(
+        &app,
+        get_with("/", &[(header::ACCEPT_ENCODING, "gzip, br")]),
+    )
+    .await;
+    let tag = first.header("etag").expect("an ETag on /").to_owned();
+    for path in ["/", "/index.html", "/articles/42"] {
+        for accept in ["gzip, br", "identity"] {
+            let reply = send(&app, get_with(path, &[(header::ACCEPT_ENCODING, accept)])).await;
+            assert_eq!(reply.header("etag"), Some(tag.as_str()), "{path} {accept}");
+
+            // As Firefox asks: the tag (weak comparison) and the date.
+            let last_modified = reply.header("last-modified").unwrap().to_owned();
+            for if_none_match in [tag.clone(), tag.replace("W/", ""), format!("\"x\", {tag}")] {
+                let again = send(
+                    &app,
+                    get_with(
+                        path,
+                        &[
+                            (header::ACCEPT_ENCODING, accept),
+                            (header::IF_NONE_MATCH, &if_none_match),
+                            (header::IF_MODIFIED_SINCE, &last_modified),
+                        ],
+                    ),
+                )
+                .await;
+                assert_eq!(
+                    again.status,
+                    StatusCode::NOT_MODIFIED,
+                    "{path} {accept} {if_none_match}"
+                );
+                assert!(again.body.is_empty(), "{path} {accept}");
+                assert_eq!(again.header("etag"), Some(tag.as_str()), "{path}");
+                assert_eq!(again.header("cache-control"), Some("no-cache"), "{path}");
+                assert_vary(&again, path);
+            }
+
+            // Another tag: sent again, even with a current If-Modified-Since
+            // (If-None-Match decides alone).
+            let other = send(
+                &app,
+                get_with(
+                    path,
+                    &[
+                        (header::ACCEPT_ENCODING, accept),
+                        (header::IF_NONE_MATCH, "W/\"0000000000000000\""),
+                        (header::IF_MODIFIED_SINCE, &last_modified),
+                    ],
+                ),
+            )
+            .await;
+            assert_eq!(other.status, StatusCode::OK, "{path} {accept}");
+            assert!(!other.body.is_empty(), "{path} {accept}");
+        }
+    }
+
+    // A new build of index.html (or of one of its variants) changes the tag.
+    std::fs::write(dir.path().join("index.html.br"), "NEW INDEX AS BROTLI").unwrap();
+    let reply = send(
+        &app,
+        get_with(
+            "/",
+            &[
+                (header::ACCEPT_ENCODING, "gzip, br"),
+                (header::IF_NONE_MATCH, &tag),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(text(&reply), "NEW INDEX AS BROTLI");
+    assert_ne!(reply.header("etag"), Some(tag.as_str()));
 }
 
 #[tokio::test]
