@@ -460,3 +460,71 @@ async fn calls_are_unavailable_while_postgres_is_down_and_work_again_after() {
     assert_eq!(seqs, [1, 2], "the failed create left no sequence");
     assert_eq!(s.get(b.id).await.unwrap().title, "after");
 }
+
+/// The server on PostgreSQL: while the database is down, health reports
+/// NOT_SERVING (gRPC health and `/healthz` 503, so a load balancer routes
+/// away) and calls fail with UNAVAILABLE; both recover by themselves.
+#[tokio::test]
+async fn the_server_is_not_serving_while_postgres_is_down_and_serves_again_after() {
+    use proto::v1::GetArticleRequest;
+    use testkit::{TIMEOUT, article::TestServer, raw, wait_until};
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+
+    let mut cluster = PgCluster::temporary().expect("a PostgreSQL cluster starts");
+    let url = cluster.create_database("health").unwrap();
+    let server = TestServer::start_with(|s| s.database_url = url).await;
+    let mut client = server.client().await;
+    let a = testkit::article::create_as_alice(&mut client, "before", &[]).await;
+    let addr = server.addr;
+    let channel = server.channel().await;
+    let status = async |want: ServingStatus| {
+        let want_http = if want == ServingStatus::Serving {
+            http::StatusCode::OK
+        } else {
+            http::StatusCode::SERVICE_UNAVAILABLE
+        };
+        wait_until(&format!("health {want:?}"), TIMEOUT, async || {
+            let healthz = raw::http1(addr, raw::get("/healthz")).await.status;
+            let mut grpc = Vec::new();
+            for service in ["", "article.v1.ArticleService"] {
+                let reply = HealthClient::new(channel.clone())
+                    .check(HealthCheckRequest {
+                        service: service.into(),
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                grpc.push(reply.into_inner().status);
+            }
+            if healthz == want_http && grpc == [want as i32; 2] {
+                Ok(())
+            } else {
+                Err(format!("/healthz {healthz}, gRPC health {grpc:?}"))
+            }
+        })
+        .await
+    };
+    status(ServingStatus::Serving).await;
+
+    cluster.stop().unwrap();
+    status(ServingStatus::NotServing).await;
+    let err = client
+        .get_article(GetArticleRequest { id: a.id })
+        .await
+        .expect_err("the database is down");
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    assert!(
+        err.message().contains("the database is unreachable"),
+        "{err:?}"
+    );
+
+    cluster.start().unwrap();
+    status(ServingStatus::Serving).await;
+    let got = client
+        .get_article(GetArticleRequest { id: a.id })
+        .await
+        .expect("the same server reads again")
+        .into_inner();
+    assert_eq!(got.article.unwrap().title, "before");
+}
