@@ -38,7 +38,9 @@ pub struct Settings {
     #[arg(
         long = "database",
         env = "ARTICLE_DATABASE_URL",
-        default_value = "sqlite://articles.db"
+        default_value = "sqlite://articles.db",
+        // It may hold a password: not in --help, nor in `Debug`.
+        hide_env_values = true
     )]
     pub database_url: String,
 
@@ -95,7 +97,7 @@ impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("runtime", &self.runtime)
-            .field("database_url", &self.database_url)
+            .field("database_url", &redacted_url(&self.database_url))
             .field("database_max_connections", &self.database_max_connections)
             .field("tokens", &self.tokens)
             .field("tokens_file", &self.tokens_file)
@@ -129,6 +131,20 @@ impl Settings {
     {
         let matches = Self::command_with_env().try_get_matches_from(args)?;
         Self::from_arg_matches(&matches)
+    }
+}
+
+/// `url` with its password (if any) replaced by `***`, for messages.
+pub fn redacted_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -188,6 +204,23 @@ mod tests {
         assert!("alice".parse::<TokenSpec>().is_err());
         assert!("=abcdefghij".parse::<TokenSpec>().is_err());
         assert!("bob=short".parse::<TokenSpec>().is_err());
+    }
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(
+            redacted_url("postgres://app:s3cret@db:5432/articles"),
+            "postgres://app:***@db:5432/articles"
+        );
+        assert_eq!(
+            redacted_url("postgres://app@db/articles"),
+            "postgres://app@db/articles"
+        );
+        assert_eq!(redacted_url("sqlite://a@b.db"), "sqlite://a@b.db");
+        let s =
+            Settings::try_load_from(["article-server", "--database", "postgresql://u:hunter2@h/d"])
+                .unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
     }
 
     #[test]

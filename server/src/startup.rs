@@ -17,7 +17,7 @@ use crate::{
         watch::ChangeFeed,
     },
     auth::Tokens,
-    config::{Settings, TokenSpec},
+    config::{Settings, TokenSpec, redacted_url},
 };
 use grpc_runtime::{Health, Metrics, Runtime, RuntimeBuilder, configure_service};
 
@@ -47,9 +47,9 @@ impl Application {
         settings: Settings,
         extend: impl FnOnce(RuntimeBuilder) -> RuntimeBuilder,
     ) -> anyhow::Result<Self> {
-        let store = open_store(&settings)
-            .await
-            .with_context(|| format!("opening database {}", redacted(&settings.database_url)))?;
+        let store = open_store(&settings).await.with_context(|| {
+            format!("opening database {}", redacted_url(&settings.database_url))
+        })?;
         if settings.demo_data {
             let n = demo::load_if_empty(store.as_ref()).await?;
             if n > 0 {
@@ -201,20 +201,6 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn ArticleStore>
             Arc::new(SqliteStore::open(url, settings.watch_retain).await?)
         },
     )
-}
-
-/// The URL without its password, for messages.
-fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// Pings the store every second and reports NOT_SERVING (gRPC health and
