@@ -127,12 +127,15 @@ pub struct PostgresStore {
     pool: PgPool,
     retain: i64,
     committed: Arc<Notify>,
-    listener: JoinHandle<()>,
+    /// The listener and the periodic wake-up, ended with the store.
+    wakers: [JoinHandle<()>; 2],
 }
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
-        self.listener.abort();
+        for task in &self.wakers {
+            task.abort();
+        }
     }
 }
 
@@ -159,12 +162,15 @@ impl PostgresStore {
             .idle_timeout(None)
             .connect_lazy_with(connect);
         let committed = Arc::new(Notify::new());
-        let listener = tokio::spawn(listen(listen_pool, committed.clone()));
+        let wakers = [
+            tokio::spawn(listen(listen_pool, committed.clone())),
+            tokio::spawn(wake_periodically(committed.clone())),
+        ];
         Ok(Self {
             pool,
             retain: retain.max(1000) as i64,
             committed,
-            listener,
+            wakers,
         })
     }
 
@@ -273,12 +279,23 @@ fn bind_event<'q>(
         .bind(old_tags.map(|t| t.join(",")))
 }
 
-/// Wakes `committed` on every notification of another replica's (or this
-/// one's) commit, after every (re)connect, and every [`WAKE_EVERY`]; runs
-/// until the store drops it.
-async fn listen(pool: PgPool, committed: Arc<Notify>) {
+/// Wakes `committed` every [`WAKE_EVERY`], whatever the listener's state:
+/// a notification is only a wake-up, lost while disconnected.
+async fn wake_periodically(committed: Arc<Notify>) {
     let mut tick = tokio::time::interval(WAKE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        committed.notify_one();
+    }
+}
+
+/// Wakes `committed` on every notification of a commit (another replica's
+/// or this one's) and after every (re)connect; runs until the store aborts
+/// it. `try_recv` is never cancelled half-way (the periodic wake-up is a
+/// task of its own), and reconnects by itself within the pool's acquire
+/// timeout; when that fails, the listener is made anew every second.
+async fn listen(pool: PgPool, committed: Arc<Notify>) {
     let mut down_logged = false;
     loop {
         let connected = async {
@@ -286,21 +303,14 @@ async fn listen(pool: PgPool, committed: Arc<Notify>) {
             listener.listen(CHANNEL).await?;
             Ok::<_, sqlx::Error>(listener)
         };
-        let mut listener = tokio::select! {
-            connected = connected => match connected {
-                Ok(listener) => listener,
-                Err(err) => {
-                    if !down_logged {
-                        tracing::warn!(error = %err, "cannot listen for commits of other replicas; retrying every second");
-                        down_logged = true;
-                    }
-                    committed.notify_one();
-                    tick.tick().await;
-                    continue;
+        let mut listener = match connected.await {
+            Ok(listener) => listener,
+            Err(err) => {
+                if !down_logged {
+                    tracing::warn!(error = %err, "cannot listen for commits of other replicas; retrying every second");
+                    down_logged = true;
                 }
-            },
-            _ = tick.tick() => {
-                committed.notify_one();
+                tokio::time::sleep(WAKE_EVERY).await;
                 continue;
             }
         };
@@ -311,19 +321,15 @@ async fn listen(pool: PgPool, committed: Arc<Notify>) {
         // Whatever was notified while disconnected is lost: look now.
         committed.notify_one();
         loop {
-            tokio::select! {
-                received = listener.try_recv() => match received {
-                    // `None`: the connection was lost and has been
-                    // re-established (and LISTEN repeated).
-                    Ok(_) => committed.notify_one(),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "lost the connection listening for commits; reconnecting every second");
-                        down_logged = true;
-                        committed.notify_one();
-                        break;
-                    }
-                },
-                _ = tick.tick() => committed.notify_one(),
+            match listener.try_recv().await {
+                // `None`: the connection was lost and has been
+                // re-established (and LISTEN repeated).
+                Ok(_) => committed.notify_one(),
+                Err(err) => {
+                    tracing::warn!(error = %err, "lost the connection listening for commits of other replicas; reconnecting every second");
+                    down_logged = true;
+                    break;
+                }
             }
         }
     }
