@@ -508,11 +508,13 @@ async fn the_server_is_not_serving_while_postgres_is_down_and_serves_again_after
     status(ServingStatus::Serving).await;
 
     cluster.stop().unwrap();
+    // The call waits up to the pool's acquire timeout (5 s) meanwhile.
+    let call = {
+        let mut client = client.clone();
+        tokio::spawn(async move { client.get_article(GetArticleRequest { id: a.id }).await })
+    };
     status(ServingStatus::NotServing).await;
-    let err = client
-        .get_article(GetArticleRequest { id: a.id })
-        .await
-        .expect_err("the database is down");
+    let err = call.await.unwrap().expect_err("the database is down");
     assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
     assert!(
         err.message().contains("the database is unreachable"),

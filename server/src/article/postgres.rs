@@ -67,6 +67,11 @@
 //!   import's thousands of inserts) runs concurrently, so throughput is
 //!   bounded by about one commit per flush, across all replicas.
 //! * An import's changes are written twice (inserted, then numbered).
+//! * Every replica's feed reads the change log once a second even when
+//!   nothing happens (the periodic wake-up), and prunes it after each read.
+//! * A connection lost during COMMIT leaves the outcome unknown; the call
+//!   then fails with `Unavailable` although the write may have committed
+//!   (a watcher will see it). Retrying a create may then create twice.
 //! * `generation()` is `None`: a replica cannot know of other replicas'
 //!   writes, so the ListArticles page cache is off.
 //! * The migrations take sqlx's advisory lock (`pg_advisory_lock` on an id
@@ -174,8 +179,14 @@ impl PostgresStore {
         })
     }
 
+    /// READ COMMITTED whatever the server's default: the counter's UPDATE
+    /// must re-read the row its predecessor committed, not fail as a
+    /// serialization conflict.
     async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
-        self.pool.begin().await.pg()
+        self.pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await
+            .pg()
     }
 
     async fn commit(&self, tx: Transaction<'static, Postgres>) -> StoreResult<()> {
