@@ -22,7 +22,8 @@
 //!   7. the black-box API suite again (`-p article-tests --test api`), every
 //!      test server on its own database of a throw-away PostgreSQL cluster
 //!      started under `target/pg-test` (`ARTICLE_TEST_POSTGRES`); step 1
-//!      installs PostgreSQL and HAProxy with apt-get when missing;
+//!      installs PostgreSQL and HAProxy with apt-get when missing (also the
+//!      hidden task `cargo xtask postgres-tests [-- ARGS...]`);
 //!   8. the browser tests (`browser/tests/`, `web/tests/`) in headless
 //!      Chromium and Firefox against real servers; see `browser_tests.rs`
 //!      (also the hidden task `cargo xtask browser-tests`).
@@ -174,6 +175,10 @@ fn dispatch(args: &[OsString]) -> Result<()> {
         "ensure-tools" => tools::ensure_tools(),
         "browser-tests" => browser_tests::browser_tests(),
         "e2e" => e2e::e2e_tests(),
+        "postgres-tests" => {
+            tools::ensure_cluster_tools()?;
+            test::postgres_tests(&TestOptions::parse(rest)?)
+        }
         other => {
             eprint!("{USAGE}");
             fail(format!("unknown task `{other}` (see `cargo xtask --help`)"))

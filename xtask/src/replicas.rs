@@ -10,7 +10,7 @@
 //! The replicas and PostgreSQL run in process groups of their own, so a
 //! terminal's Ctrl-C reaches only this process, which stops them in order.
 //! Their logs stay in `target/replicas/` (`rN.log`, `haproxy/haproxy.log`);
-//! PostgreSQL's data is removed.
+//! PostgreSQL's data and the tokens file are removed.
 
 use std::ffi::OsString;
 use std::fs;
@@ -258,6 +258,7 @@ pub(crate) fn run_replicas(opts: &ReplicaOptions) -> Result<()> {
         .stop()
         .map_err(|e| Error(format!("PostgreSQL did not stop: {e}")))?;
     drop(cluster);
+    let _ = fs::remove_file(&tokens_file);
     println!("    stopped; logs in {}", work.display());
     Ok(())
 }

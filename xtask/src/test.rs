@@ -141,7 +141,7 @@ pub(crate) fn test(opts: &TestOptions) -> Result<()> {
 /// The black-box API suite once more, every test server on a fresh
 /// database of one throw-away PostgreSQL cluster (started under `target/`,
 /// removed afterwards; about a second).
-fn postgres_tests(opts: &TestOptions) -> Result<()> {
+pub(crate) fn postgres_tests(opts: &TestOptions) -> Result<()> {
     step("PostgreSQL cluster for the tests");
     // In the test run's process group: an interrupted run stops it too.
     let cluster = start_cluster(&target_dir(&workspace_root()).join("pg-test"), false)?;
