@@ -663,8 +663,8 @@ async fn insert_tags(
 }
 
 /// PostgreSQL's answers that a caller can act on get their own errors.
-/// Every sqlx call here goes through it (not through SQLite's
-/// `From<sqlx::Error>`).
+/// There is no `From<sqlx::Error>` for `ArticleError`: every sqlx call here
+/// maps its error with `.pg()` (and `sqlite` with its own `.lite()`).
 trait PgResultExt<T> {
     fn pg(self) -> StoreResult<T>;
 }

@@ -100,7 +100,7 @@ impl SqliteStore {
     }
 
     async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        self.pool.begin_with("BEGIN IMMEDIATE").await.lite()
     }
 
     async fn commit(&self, tx: Transaction<'static, Sqlite>) -> StoreResult<()> {
@@ -108,7 +108,7 @@ impl SqliteStore {
         // Bumped whatever the outcome: a failed commit may still have
         // changed something, and a needless bump only costs a cache miss.
         self.generation.fetch_add(1, Ordering::AcqRel);
-        committed?;
+        committed.lite()?;
         self.committed.notify_one();
         Ok(())
     }
@@ -131,7 +131,7 @@ impl SqliteStore {
         .bind(now)
         .bind(now)
         .fetch_one(&mut **tx)
-        .await?;
+        .await.lite()?;
         let article = article_from_row(&row)?;
         insert_tags(tx, article.id, draft.tags()).await?;
         Ok(article)
@@ -161,7 +161,7 @@ impl SqliteStore {
         .bind(article.map(|a| a.version))
         .bind(old_tags.map(|t| t.join(",")))
         .execute(&mut **tx)
-        .await?;
+        .await.lite()?;
         Ok(())
     }
 }
@@ -227,16 +227,17 @@ impl ArticleStore for SqliteStore {
             .bind(i64::from(query.page_size))
             .bind(i64::try_from(query.offset()).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
-            .await?;
+            .await
+            .lite()?;
         let total_count = match rows.first() {
-            Some(row) => row.try_get("total_count")?,
+            Some(row) => row.try_get("total_count").lite()?,
             // A page past the end has no row to carry the count.
             None => {
                 let mut count = sqlx::query_scalar(&count_sql);
                 for v in &values {
                     count = count.bind(*v);
                 }
-                count.fetch_one(&self.pool).await?
+                count.fetch_one(&self.pool).await.lite()?
             }
         };
         let articles = rows
@@ -255,7 +256,8 @@ impl ArticleStore for SqliteStore {
         ))
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?
+        .await
+        .lite()?
         .ok_or(ArticleError::NotFound(id))?;
         article_from_row(&row)
     }
@@ -279,10 +281,11 @@ impl ArticleStore for SqliteStore {
         let row = sqlx::query("SELECT version, tags FROM articles WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
-            .await?
+            .await
+            .lite()?
             .ok_or(ArticleError::NotFound(id))?;
-        let version: i64 = row.try_get("version")?;
-        let old_tags = split_tags(row.try_get("tags")?);
+        let version: i64 = row.try_get("version").lite()?;
+        let old_tags = split_tags(row.try_get("tags").lite()?);
         if expected_version != 0 && expected_version != version {
             return Err(ArticleError::VersionConflict {
                 id,
@@ -301,12 +304,13 @@ impl ArticleStore for SqliteStore {
         .bind(now_micros())
         .bind(id)
         .fetch_one(&mut *tx)
-        .await?;
+        .await.lite()?;
         let article = article_from_row(&row)?;
         sqlx::query("DELETE FROM article_tags WHERE article_id = ?")
             .bind(id)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .lite()?;
         insert_tags(&mut tx, id, draft.tags()).await?;
         self.record(&mut tx, "updated", Some(&article), id, Some(&old_tags))
             .await?;
@@ -319,7 +323,8 @@ impl ArticleStore for SqliteStore {
         let tags: String = sqlx::query_scalar("DELETE FROM articles WHERE id = ? RETURNING tags")
             .bind(id)
             .fetch_optional(&mut *tx)
-            .await?
+            .await
+            .lite()?
             .ok_or(ArticleError::NotFound(id))?;
         self.record(&mut tx, "deleted", None, id, Some(&split_tags(tags)))
             .await?;
@@ -343,18 +348,20 @@ impl ArticleStore for SqliteStore {
         .bind(after)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
-        .await?;
+        .await.lite()?;
         rows.iter().map(change_from_row).collect()
     }
 
     async fn sequence_bounds(&self) -> StoreResult<SequenceBounds> {
         let oldest: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM article_events")
             .fetch_one(&self.pool)
-            .await?;
+            .await
+            .lite()?;
         let newest: Option<i64> =
             sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'article_events'")
                 .fetch_optional(&self.pool)
-                .await?;
+                .await
+                .lite()?;
         Ok(SequenceBounds {
             oldest,
             newest: newest.unwrap_or(0),
@@ -365,14 +372,16 @@ impl ArticleStore for SqliteStore {
         sqlx::query("DELETE FROM article_events WHERE seq <= ?")
             .bind(published - self.retain)
             .execute(&self.pool)
-            .await?;
+            .await
+            .lite()?;
         Ok(())
     }
 
     async fn count(&self) -> StoreResult<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM articles")
             .fetch_one(&self.pool)
-            .await?)
+            .await
+            .lite()?)
     }
 
     fn generation(&self) -> Option<u64> {
@@ -384,7 +393,7 @@ impl ArticleStore for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.lite()?;
         Ok(())
     }
 }
@@ -399,35 +408,47 @@ async fn insert_tags(
             .bind(id)
             .bind(tag)
             .execute(&mut **tx)
-            .await?;
+            .await
+            .lite()?;
     }
     Ok(())
+}
+
+/// Every sqlx call here maps its error with `.lite()`: there is no
+/// `From<sqlx::Error>`, so each store must say whose mapping applies
+/// (`postgres` has its own, `.pg()`).
+trait SqliteResultExt<T> {
+    fn lite(self) -> StoreResult<T>;
+}
+
+impl<T> SqliteResultExt<T> for Result<T, sqlx::Error> {
+    fn lite(self) -> StoreResult<T> {
+        self.map_err(sqlite_error)
+    }
 }
 
 /// SQLite's answers that a caller can act on get their own errors: a full
 /// disk (writes fail, reads work, writes work again once space is freed), a
 /// write lock held past the busy timeout, an I/O error. The rest is
 /// `Storage` (INTERNAL).
-impl From<sqlx::Error> for ArticleError {
-    fn from(err: sqlx::Error) -> Self {
-        const SQLITE_BUSY: i32 = 5;
-        const SQLITE_LOCKED: i32 = 6;
-        const SQLITE_IOERR: i32 = 10;
-        const SQLITE_FULL: i32 = 13;
-        let primary = match &err {
-            sqlx::Error::Database(db) => db
-                .code()
-                .and_then(|code| code.parse::<i32>().ok())
-                .map(|code| code & 0xff),
-            sqlx::Error::PoolTimedOut => Some(SQLITE_BUSY),
-            _ => None,
-        };
-        match primary {
-            Some(SQLITE_FULL) => Self::DiskFull(err.into()),
-            Some(SQLITE_BUSY | SQLITE_LOCKED) => Self::Busy(err.into()),
-            Some(SQLITE_IOERR) => Self::Io(err.into()),
-            _ => Self::Storage(err.into()),
-        }
+fn sqlite_error(err: sqlx::Error) -> ArticleError {
+    const SQLITE_BUSY: i32 = 5;
+    const SQLITE_LOCKED: i32 = 6;
+    const SQLITE_IOERR: i32 = 10;
+    const SQLITE_FULL: i32 = 13;
+    let primary = match &err {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .map(|code| code & 0xff),
+        sqlx::Error::PoolTimedOut => Some(SQLITE_BUSY),
+        _ => None,
+    };
+    match primary {
+        Some(SQLITE_FULL) => ArticleError::DiskFull(err.into()),
+        Some(SQLITE_BUSY | SQLITE_LOCKED) => ArticleError::Busy(err.into()),
+        Some(SQLITE_IOERR) => ArticleError::Io(err.into()),
+        _ => ArticleError::Storage(err.into()),
     }
 }
 
@@ -458,25 +479,26 @@ fn time(us: i64) -> StoreResult<DateTime<Utc>> {
 
 fn article_from_row(row: &SqliteRow) -> StoreResult<Article> {
     Ok(Article {
-        id: row.try_get("id")?,
-        title: row.try_get("title")?,
-        content: row.try_get("content")?,
-        author: row.try_get("author")?,
-        tags: split_tags(row.try_get("tags")?),
-        create_time: time(row.try_get("create_time")?)?,
-        update_time: time(row.try_get("update_time")?)?,
-        version: row.try_get("version")?,
+        id: row.try_get("id").lite()?,
+        title: row.try_get("title").lite()?,
+        content: row.try_get("content").lite()?,
+        author: row.try_get("author").lite()?,
+        tags: split_tags(row.try_get("tags").lite()?),
+        create_time: time(row.try_get("create_time").lite()?)?,
+        update_time: time(row.try_get("update_time").lite()?)?,
+        version: row.try_get("version").lite()?,
     })
 }
 
 fn change_from_row(row: &SqliteRow) -> StoreResult<Change> {
-    let sequence: i64 = row.try_get("seq")?;
-    let kind: String = row.try_get("kind")?;
+    let sequence: i64 = row.try_get("seq").lite()?;
+    let kind: String = row.try_get("kind").lite()?;
     // `article_id AS id`: the article columns read as `article_from_row` expects.
-    let id: i64 = row.try_get("id")?;
+    let id: i64 = row.try_get("id").lite()?;
     let old_tags = || -> StoreResult<Vec<String>> {
         Ok(split_tags(
-            row.try_get::<Option<String>, _>("old_tags")?
+            row.try_get::<Option<String>, _>("old_tags")
+                .lite()?
                 .unwrap_or_default(),
         ))
     };
