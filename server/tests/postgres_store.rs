@@ -391,13 +391,12 @@ async fn a_replicas_feed_publishes_another_replicas_commits() {
     }
 }
 
-#[tokio::test]
-async fn demo_data_is_loaded_once_by_replicas_starting_together() {
+/// Replicas starting at once on an empty database: the migrations run
+/// once (sqlx's advisory lock), and the demo data is loaded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_starting_together_migrate_once_and_load_demo_data_once() {
     let url = fresh_database();
-    let mut stores = Vec::new();
-    for _ in 0..4 {
-        stores.push(open(&url).await);
-    }
+    let stores = futures::future::join_all((0..4).map(|_| open(&url))).await;
     let loaded = futures::future::join_all(stores.iter().map(|s| demo::load_if_empty(s))).await;
     let loaded: Vec<usize> = loaded.into_iter().map(Result::unwrap).collect();
     let total: usize = loaded.iter().sum();

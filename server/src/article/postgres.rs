@@ -67,6 +67,9 @@
 //!   import's thousands of inserts) runs concurrently, so throughput is
 //!   bounded by about one commit per flush, across all replicas.
 //! * An import's changes are written twice (inserted, then numbered).
+//! * Search is a substring scan of `search_text` (`strpos`), and a page's
+//!   total count counts every match, as with SQLite: both read every
+//!   (matching) row, and no page cache spares the database.
 //! * Every replica's feed reads the change log once a second even when
 //!   nothing happens (the periodic wake-up), and prunes it after each read.
 //! * A connection lost during COMMIT leaves the outcome unknown; the call
