@@ -1,11 +1,12 @@
 //! `deploy/haproxy.cfg` with two runtimes (serving the Echo service) behind
-//! it: native gRPC and HTTP/1.1 gRPC-web pass through the one port, and a
+//! it: native gRPC and HTTP/1.1 gRPC-web pass through the one port, a
 //! stopped replica is retried around at once and taken out of rotation by
-//! the health check.
+//! the health check, and so is one whose `/healthz` answers 503 (not
+//! serving) while its port stays open, until it serves again.
 
 use std::time::Duration;
 
-use grpc_runtime::{RuntimeBuilder, configure_service};
+use grpc_runtime::{Health, RuntimeBuilder, configure_service};
 use testkit::{
     SpawnedServer, TIMEOUT,
     echo::{Echo, EchoServiceClient, EchoServiceServer, FILE_DESCRIPTOR_SET, pb::EchoRequest},
@@ -18,6 +19,11 @@ use tonic::transport::Endpoint;
 const ECHO: &str = "/example.v1.EchoService/Echo";
 
 async fn replica() -> SpawnedServer {
+    replica_with_health().await.0
+}
+
+/// A replica and the handle that sets what its `/healthz` answers.
+async fn replica_with_health() -> (SpawnedServer, Health) {
     testkit::init_logging();
     let builder = RuntimeBuilder::new().drain_timeout(Duration::from_secs(1));
     let echo = configure_service!(EchoServiceServer::new(Echo), builder.service_settings());
@@ -27,9 +33,11 @@ async fn replica() -> SpawnedServer {
         .bind("127.0.0.1:0".parse().expect("an address"))
         .await
         .expect("the runtime binds");
-    SpawnedServer::spawn(runtime.local_addr(), runtime.url(), |stop| {
+    let health = runtime.health();
+    let server = SpawnedServer::spawn(runtime.local_addr(), runtime.url(), |stop| {
         runtime.run_until(stop)
-    })
+    });
+    (server, health)
 }
 
 fn request(message: &str) -> EchoRequest {
@@ -112,4 +120,30 @@ async fn calls_pass_through_haproxy_and_a_stopped_replica_leaves_rotation() {
         assert_eq!(web_echo(&haproxy, &message).await, message);
     }
     drop(first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_answering_503_on_healthz_leaves_rotation_until_it_serves_again() {
+    let (first, health) = replica_with_health().await;
+    let (second, _) = replica_with_health().await;
+    let work = tempfile::tempdir().expect("a temporary directory");
+    let haproxy = Haproxy::start(&deploy_config(), work.path(), &[first.addr, second.addr])
+        .unwrap_or_else(|e| panic!("HAProxy starts with deploy/haproxy.cfg: {e}"));
+    wait_for(&haproxy, "r1", "UP");
+    wait_for(&haproxy, "r2", "UP");
+
+    health.set_serving(false).await;
+    let healthz = raw::http1(first.addr, raw::get("/healthz")).await;
+    assert_eq!(healthz.status, 503, "not serving: /healthz says so");
+    wait_for(&haproxy, "r1", "DOWN");
+    for i in 0..4 {
+        let message = format!("while r1 is down {i}");
+        assert_eq!(native_echo(&haproxy, &message).await, message);
+        assert_eq!(web_echo(&haproxy, &message).await, message);
+    }
+
+    health.set_serving(true).await;
+    wait_for(&haproxy, "r1", "UP");
+    assert_eq!(web_echo(&haproxy, "back").await, "back");
+    drop((first, second));
 }

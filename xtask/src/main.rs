@@ -177,7 +177,9 @@ fn dispatch(args: &[OsString]) -> Result<()> {
         "e2e" => e2e::e2e_tests(),
         "postgres-tests" => {
             tools::ensure_cluster_tools()?;
-            test::postgres_tests(&TestOptions::parse(rest)?)
+            test::postgres_tests(&TestOptions::parse(rest)?)?;
+            print_test_counts();
+            Ok(())
         }
         other => {
             eprint!("{USAGE}");
