@@ -73,6 +73,10 @@ impl Haproxy {
         fs::write(&generated, with_servers(&template, replicas))?;
         if listen.port() == 0 {
             listen.set_port(crate::postgres::free_port()?);
+        } else {
+            // Someone else listening there would look like a ready HAProxy.
+            std::net::TcpListener::bind(listen)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
         }
         let stats = work_dir.join("haproxy.sock");
         // A socket left by an earlier run would look like a ready one.
