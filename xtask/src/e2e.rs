@@ -5,7 +5,7 @@
 use crate::cargo::cargo_test_counted;
 use crate::error::{Result, fail};
 use crate::process::{step, workspace_root};
-use crate::tools::ensure_chromedriver;
+use crate::tools::{ensure_chromedriver, ensure_cluster_tools};
 use crate::web::build_web;
 
 /// The end-to-end UI tests (`tests/tests/e2e/`, also the hidden task
@@ -21,8 +21,9 @@ pub(crate) fn e2e_tests() -> Result<()> {
         None => return fail("the web app was not built; the end-to-end tests need it"),
     };
 
-    step("end-to-end tests: chromium and chromedriver");
+    step("end-to-end tests: chromium and chromedriver, PostgreSQL and HAProxy (replicas.rs)");
     ensure_chromedriver()?;
+    ensure_cluster_tools()?;
 
     step("cargo test (end-to-end UI tests in headless Chromium)");
     let dist = root.join(&dist);

@@ -138,9 +138,12 @@ pub(crate) fn test(opts: &TestOptions) -> Result<()> {
     Ok(())
 }
 
-/// The black-box API suite once more, every test server on a fresh
-/// database of one throw-away PostgreSQL cluster (started under `target/`,
-/// removed afterwards; about a second).
+/// The tests of the PostgreSQL path: the black-box API suite once more,
+/// every test server on a fresh database of one throw-away PostgreSQL
+/// cluster (started under `target/`, removed afterwards; about a second),
+/// then the cluster suite, whose tests each start their own PostgreSQL,
+/// replica processes (the `article-server` the workspace step built) and
+/// HAProxy.
 pub(crate) fn postgres_tests(opts: &TestOptions) -> Result<()> {
     step("PostgreSQL cluster for the tests");
     // In the test run's process group: an interrupted run stops it too.
@@ -150,23 +153,40 @@ pub(crate) fn postgres_tests(opts: &TestOptions) -> Result<()> {
     let env = [(POSTGRES_VAR, std::ffi::OsStr::new(&url))];
 
     step("cargo test -p article-tests --test api (against PostgreSQL)");
-    let mut args: Vec<OsString> = ["test", "-p", "article-tests", "--test", "api", "--locked"]
-        .iter()
-        .map(OsString::from)
-        .collect();
+    cargo_test_counted(
+        &with_test_args(&["test", "-p", "article-tests", "--test", "api"], opts),
+        &env,
+    )?;
+    drop(cluster);
+
+    step("cargo test -p article-tests --features cluster --test cluster (replicas, HAProxy)");
+    cargo_test_counted(
+        &with_test_args(
+            &[
+                "test",
+                "-p",
+                "article-tests",
+                "--features",
+                "cluster",
+                "--test",
+                "cluster",
+            ],
+            opts,
+        ),
+        &[],
+    )
+}
+
+/// `command` with `--locked`, then the caller's arguments for the test
+/// binaries (after `--`).
+fn with_test_args(command: &[&str], opts: &TestOptions) -> Vec<OsString> {
+    let mut args: Vec<OsString> = command.iter().map(OsString::from).collect();
+    args.push("--locked".into());
     if !opts.test_args.is_empty() {
         args.push("--".into());
         args.extend(opts.test_args.iter().cloned());
     }
-    cargo_test_counted(&args, &env)?;
-
-    // TODO(lead): the cluster tests (several replicas behind HAProxy on this
-    // cluster) go here, once their target exists:
-    //     cargo test -p article-tests --features cluster --test cluster --locked
-    // through `cargo_test_counted(&args, &env)` like the step above.
-
-    drop(cluster);
-    Ok(())
+    args
 }
 
 /// What `testkit::article` reads to run its servers on PostgreSQL.
