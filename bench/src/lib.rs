@@ -6,7 +6,8 @@
 //! Benchmarks are not tests: nothing here asserts a timing. The binaries
 //! are `article-bench` (the orchestrator that writes `BENCHMARKS.md`),
 //! `limit-server` (the physical limit), `json-gateway` (the gateway
-//! architecture) and `watch-fanout` (the streaming client).
+//! architecture), `watch-fanout` (the streaming client) and `write-load`
+//! (concurrent CreateArticle writers).
 
 pub mod data;
 pub mod grpc;

@@ -15,8 +15,8 @@ use crate::process::{
     append_flags, display_command, quiet_success, run_command, step, target_dir, workspace_root,
 };
 use crate::tools::{
-    WASM_TARGET, ensure_bindgen_and_opt, ensure_chromedriver, ensure_protobuf_es, find_tool,
-    tool_path,
+    WASM_TARGET, ensure_bindgen_and_opt, ensure_chromedriver, ensure_cluster_tools,
+    ensure_protobuf_es, find_tool, tool_path,
 };
 use crate::web::build_web;
 
@@ -33,6 +33,10 @@ use crate::web::build_web;
 /// (`build_wasm_decode`), installs chromium/chromedriver (apt-get) and npm
 /// `@bufbuild/protobuf` into `target/tools` when missing, and hands their
 /// paths, and geckodriver's if it is installed, to `article-bench`.
+///
+/// For the cluster part (run unless `--only` names another part) it
+/// installs PostgreSQL's server binaries and HAProxy (apt-get) when
+/// missing; `article-bench` starts and stops its own throw-away cluster.
 pub(crate) fn bench(args: &[OsString]) -> Result<()> {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         print!("{USAGE}");
@@ -130,6 +134,11 @@ pub(crate) fn bench(args: &[OsString]) -> Result<()> {
             }
             None => println!("    geckodriver not found: Firefox is skipped"),
         }
+    }
+
+    if only.as_deref().is_none_or(|part| part == "cluster") {
+        step("ensure cluster benchmark tools (PostgreSQL, HAProxy)");
+        ensure_cluster_tools()?;
     }
 
     step("cargo build --release -p article-server -p article-bench");

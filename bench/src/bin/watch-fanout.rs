@@ -1,5 +1,7 @@
 //! `watch-fanout`: opens N `WatchArticles` streams against a running
-//! article server — native gRPC over HTTP/2 (`--streams-per-connection`
+//! article server, or spread round-robin over several (`--url A,B,C`, the
+//! replicas of one database; the commits go to `--write-url`, by default
+//! the first) — native gRPC over HTTP/2 (`--streams-per-connection`
 //! per connection: many to model one multiplexing client, 1 to model many
 //! separate clients), or gRPC-web with one HTTP/1.1 connection per
 //! stream — holds them open,
@@ -48,12 +50,16 @@ enum Transport {
 #[derive(Parser)]
 #[command(about = "Holds N WatchArticles streams open and times one commit's fan-out.")]
 struct Args {
-    /// The article server, e.g. http://127.0.0.1:8080.
+    /// The article server, e.g. http://127.0.0.1:8080; several
+    /// (comma-separated) share the streams round-robin.
+    #[arg(long, value_delimiter = ',', required = true)]
+    url: Vec<String>,
+    /// Where the commits go (default: the first --url).
     #[arg(long)]
-    url: String,
-    /// Its process id, for RSS readings.
-    #[arg(long)]
-    server_pid: u32,
+    write_url: Option<String>,
+    /// The servers' process ids, for RSS readings (summed).
+    #[arg(long, value_delimiter = ',', required = true)]
+    server_pid: Vec<u32>,
     #[arg(long)]
     streams: usize,
     #[arg(long, value_enum)]
@@ -74,7 +80,8 @@ struct Args {
 
 enum Note {
     Opened,
-    Arrived(Instant),
+    /// A Created event read on a stream to the `usize`-th --url.
+    Arrived(Instant, usize),
     Failed(String),
 }
 
@@ -95,6 +102,16 @@ struct Report {
     fanout_max_ms: f64,
     delivered: usize,
     failed_streams: usize,
+    /// Per --url: its streams' fan-out (one entry per server).
+    targets: Vec<Target>,
+}
+
+#[derive(Serialize)]
+struct Target {
+    url: String,
+    streams: usize,
+    fanout_p50_ms: f64,
+    fanout_p99_ms: f64,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -105,7 +122,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-async fn h2_stream(channel: Channel, open: Arc<Semaphore>, tx: mpsc::UnboundedSender<Note>) {
+async fn h2_stream(
+    channel: Channel,
+    target: usize,
+    open: Arc<Semaphore>,
+    tx: mpsc::UnboundedSender<Note>,
+) {
     let mut client = ArticleServiceClient::new(channel);
     let permit = open.acquire_owned().await;
     let response = client
@@ -124,7 +146,7 @@ async fn h2_stream(channel: Channel, open: Arc<Semaphore>, tx: mpsc::UnboundedSe
         match stream.message().await {
             Ok(Some(event)) => {
                 if matches!(event.event, Some(Event::Created(_))) {
-                    let _ = tx.send(Note::Arrived(Instant::now()));
+                    let _ = tx.send(Note::Arrived(Instant::now(), target));
                 }
             }
             Ok(None) => {
@@ -139,14 +161,20 @@ async fn h2_stream(channel: Channel, open: Arc<Semaphore>, tx: mpsc::UnboundedSe
     }
 }
 
-async fn h1_stream(addr: SocketAddr, open: Arc<Semaphore>, tx: mpsc::UnboundedSender<Note>) {
-    if let Err(err) = h1_stream_inner(addr, open, &tx).await {
+async fn h1_stream(
+    addr: SocketAddr,
+    target: usize,
+    open: Arc<Semaphore>,
+    tx: mpsc::UnboundedSender<Note>,
+) {
+    if let Err(err) = h1_stream_inner(addr, target, open, &tx).await {
         let _ = tx.send(Note::Failed(format!("{err:#}")));
     }
 }
 
 async fn h1_stream_inner(
     addr: SocketAddr,
+    target: usize,
     open: Arc<Semaphore>,
     tx: &mpsc::UnboundedSender<Note>,
 ) -> anyhow::Result<()> {
@@ -183,7 +211,7 @@ async fn h1_stream_inner(
             }
             let event = ArticleEvent::decode(payload)?;
             if matches!(event.event, Some(Event::Created(_))) {
-                let _ = tx.send(Note::Arrived(Instant::now()));
+                let _ = tx.send(Note::Arrived(Instant::now(), target));
             }
         }
     }
@@ -203,32 +231,52 @@ async fn main() -> anyhow::Result<()> {
             args.streams
         );
     }
-    let addr: SocketAddr = args
+    let addrs = args
         .url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .context("--url must be http://IP:PORT")?;
+        .iter()
+        .map(|url| {
+            url.trim_start_matches("http://")
+                .trim_end_matches('/')
+                .parse::<SocketAddr>()
+                .with_context(|| format!("--url {url}: give http://IP:PORT"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let targets = addrs.len();
+    let rss = |pids: &[u32]| -> anyhow::Result<u64> {
+        pids.iter()
+            .map(|&pid| procfs::read(pid).map(|r| r.rss_kib))
+            .sum()
+    };
 
-    let before = procfs::read(args.server_pid)?;
+    let before = rss(&args.server_pid)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let open = Arc::new(Semaphore::new(args.open_concurrency));
     let started = Instant::now();
     let connections = match args.transport {
         Transport::H2 => {
-            let n = args.streams.div_ceil(args.streams_per_connection.max(1));
-            let mut channels = Vec::with_capacity(n);
-            for _ in 0..n {
-                channels.push(Endpoint::from_shared(args.url.clone())?.connect().await?);
+            // Per server: its share of the streams, on connections of its own.
+            let per_connection = args.streams_per_connection.max(1);
+            let mut channels = Vec::with_capacity(targets);
+            for (t, url) in args.url.iter().enumerate() {
+                let share = args.streams / targets + usize::from(t < args.streams % targets);
+                let mut of_target = Vec::new();
+                for _ in 0..share.div_ceil(per_connection).max(1) {
+                    of_target.push(Endpoint::from_shared(url.clone())?.connect().await?);
+                }
+                channels.push(of_target);
             }
             for i in 0..args.streams {
-                tokio::spawn(h2_stream(channels[i % n].clone(), open.clone(), tx.clone()));
+                let (t, k) = (i % targets, i / targets);
+                let of_target = &channels[t];
+                let channel = of_target[k % of_target.len()].clone();
+                tokio::spawn(h2_stream(channel, t, open.clone(), tx.clone()));
             }
-            n
+            channels.iter().map(Vec::len).sum()
         }
         Transport::H1 => {
-            for _ in 0..args.streams {
-                tokio::spawn(h1_stream(addr, open.clone(), tx.clone()));
+            for i in 0..args.streams {
+                let t = i % targets;
+                tokio::spawn(h1_stream(addrs[t], t, open.clone(), tx.clone()));
             }
             args.streams
         }
@@ -241,7 +289,7 @@ async fn main() -> anyhow::Result<()> {
         match tokio::time::timeout(Duration::from_secs(120), rx.recv()).await {
             Ok(Some(Note::Opened)) => opened += 1,
             Ok(Some(Note::Failed(why))) => failed.push(why),
-            Ok(Some(Note::Arrived(_))) => {}
+            Ok(Some(Note::Arrived(..))) => {}
             Ok(None) => break,
             Err(_) => bail!("only {opened} of {} streams opened in 120 s", args.streams),
         }
@@ -254,10 +302,15 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let open_secs = started.elapsed().as_secs_f64();
-    let after = procfs::read(args.server_pid)?;
+    let after = rss(&args.server_pid)?;
 
-    let mut writer = ArticleServiceClient::connect(args.url.clone()).await?;
+    let write_url = args
+        .write_url
+        .clone()
+        .unwrap_or_else(|| args.url[0].clone());
+    let mut writer = ArticleServiceClient::connect(write_url).await?;
     let mut latencies = Vec::with_capacity(args.streams * args.rounds);
+    let mut by_target = vec![Vec::new(); targets];
     let mut create_ms = Vec::new();
     let mut failed_streams = 0;
     for round in 0..args.rounds {
@@ -275,9 +328,11 @@ async fn main() -> anyhow::Result<()> {
         let mut arrived = 0;
         while arrived + failed_streams < args.streams {
             match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
-                Ok(Some(Note::Arrived(at))) => {
+                Ok(Some(Note::Arrived(at, target))) => {
                     arrived += 1;
-                    latencies.push(at.duration_since(t0).as_secs_f64() * 1e3);
+                    let ms = at.duration_since(t0).as_secs_f64() * 1e3;
+                    latencies.push(ms);
+                    by_target[target].push(ms);
                 }
                 Ok(Some(Note::Failed(_))) => failed_streams += 1,
                 Ok(Some(Note::Opened)) => {}
@@ -290,15 +345,30 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     latencies.sort_by(f64::total_cmp);
+    let targets = args
+        .url
+        .iter()
+        .zip(&mut by_target)
+        .enumerate()
+        .map(|(t, (url, ms))| {
+            ms.sort_by(f64::total_cmp);
+            Target {
+                url: url.clone(),
+                streams: args.streams / targets + usize::from(t < args.streams % targets),
+                fanout_p50_ms: percentile(ms, 50.0),
+                fanout_p99_ms: percentile(ms, 99.0),
+            }
+        })
+        .collect();
     let report = Report {
         transport: args.transport,
         streams: args.streams,
         connections,
         nofile_limit,
         open_secs,
-        rss_before_mib: before.rss_kib as f64 / 1024.0,
-        rss_open_mib: after.rss_kib as f64 / 1024.0,
-        rss_per_stream_kib: (after.rss_kib as f64 - before.rss_kib as f64) / args.streams as f64,
+        rss_before_mib: before as f64 / 1024.0,
+        rss_open_mib: after as f64 / 1024.0,
+        rss_per_stream_kib: (after as f64 - before as f64) / args.streams as f64,
         rounds: args.rounds,
         create_ms,
         fanout_p50_ms: percentile(&latencies, 50.0),
@@ -306,6 +376,7 @@ async fn main() -> anyhow::Result<()> {
         fanout_max_ms: latencies.last().copied().unwrap_or(f64::NAN),
         delivered: latencies.len(),
         failed_streams,
+        targets,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

@@ -20,8 +20,14 @@
 //! Chromium: bundle size, time to the first list, and prost (WASM) against
 //! protobuf-es decoding the same bytes; its figures go between their own
 //! markers, so `--only browser` leaves the server results as they are.
+//!
+//! The cluster part (`cluster.rs`, `--only cluster`) puts three replicas on
+//! one PostgreSQL database behind HAProxy: ListArticles direct and through
+//! the proxy, acknowledged writes on PostgreSQL and SQLite, fan-out to
+//! watchers on every replica; also between markers of its own.
 
 mod browser;
+mod cluster;
 mod load;
 mod overload;
 mod report;
@@ -58,6 +64,10 @@ enum Part {
     /// The web app in headless Chromium (and Firefox with --geckodriver):
     /// bundle size, time to first list, prost vs protobuf-es decode.
     Browser,
+    /// Three replicas on one PostgreSQL behind HAProxy: ListArticles
+    /// direct vs through the proxy, acknowledged writes on PostgreSQL vs
+    /// SQLite at 1, 8, 64 writers, fan-out to watchers on every replica.
+    Cluster,
     /// Only on request: 1×, 2× and 5× the saturating rate of a search,
     /// open loop, with the server's call limit and without; p99 of the
     /// admitted calls, refusals, peak RSS (printed, and in
@@ -136,6 +146,15 @@ struct Args {
     /// Also measure Firefox (firefox-esr) through this geckodriver.
     #[arg(long)]
     geckodriver: Option<PathBuf>,
+    /// Seconds per measured ListArticles run of the cluster part (default
+    /// 4; 2 with --quick), three rounds after 2 s of warm-up per path (1
+    /// with --quick); write runs take three quarters of it, two rounds.
+    #[arg(long)]
+    cluster_duration: Option<f64>,
+    /// Watchers of the cluster part's fan-out, spread over three replicas
+    /// (default 3000; 600 with --quick).
+    #[arg(long)]
+    cluster_watchers: Option<usize>,
     /// Page loads for the time to first list (default 10; 3 with --quick).
     #[arg(long)]
     loads: Option<usize>,
@@ -166,6 +185,25 @@ impl Ctx {
         format!("sqlite://{}", self.db().display())
     }
 
+    /// The article server on `database` (a URL), with extra flags.
+    async fn article_server_on(
+        &self,
+        name: &str,
+        database: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Server> {
+        let mut cmd = process::command(&self.server_bin, self.server_cpus.as_deref());
+        cmd.args(["--listen", "127.0.0.1:0", "--database", database])
+            .args(["--token", &format!("bench={TOKEN}")])
+            .args(extra)
+            .env_remove("RUST_LOG");
+        if let Some(filter) = &self.server_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        cmd.envs(self.server_env.iter().map(|(k, v)| (k, v)));
+        Server::start(name, cmd, &self.log(name)).await
+    }
+
     fn log(&self, name: &str) -> PathBuf {
         self.work.join("logs").join(format!("{name}.log"))
     }
@@ -176,17 +214,7 @@ impl Ctx {
 
     /// The article server with extra flags.
     async fn article_server_with(&self, name: &str, extra: &[&str]) -> anyhow::Result<Server> {
-        let mut cmd = process::command(&self.server_bin, self.server_cpus.as_deref());
-        cmd.args(["--listen", "127.0.0.1:0", "--database"])
-            .arg(self.db_url())
-            .args(["--token", &format!("bench={TOKEN}")])
-            .args(extra)
-            .env_remove("RUST_LOG");
-        if let Some(filter) = &self.server_log {
-            cmd.env("RUST_LOG", filter);
-        }
-        cmd.envs(self.server_env.iter().map(|(k, v)| (k, v)));
-        Server::start(name, cmd, &self.log(name)).await
+        self.article_server_on(name, &self.db_url(), extra).await
     }
 
     async fn bench_bin(&self, bin: &str, name: &str, args: &[String]) -> anyhow::Result<Server> {
@@ -250,6 +278,7 @@ pub struct Results {
     /// How the article server was run, if not as shipped.
     pub server_variant: Vec<String>,
     pub browser: Option<browser::BrowserResults>,
+    pub cluster: Option<cluster::ClusterResults>,
 }
 
 #[tokio::main]
@@ -366,6 +395,7 @@ async fn main() -> anyhow::Result<()> {
             .chain(args.server_env.iter().cloned())
             .collect(),
         browser: None,
+        cluster: None,
     };
     if matches!(args.only, None | Some(Part::Unary | Part::Server)) {
         unary(&ctx, &seeded, args.only == Some(Part::Server), &mut results).await?;
@@ -379,6 +409,26 @@ async fn main() -> anyhow::Result<()> {
             vec![1000, 10_000]
         };
         streaming(&ctx, &counts, &mut results).await?;
+    }
+    if matches!(args.only, None | Some(Part::Cluster)) {
+        let secs = args
+            .cluster_duration
+            .unwrap_or(if args.quick { 2.0 } else { 4.0 });
+        let cfg = cluster::ClusterConfig {
+            quick: args.quick,
+            articles: args.articles,
+            duration: Duration::from_secs_f64(secs),
+            warmup: Duration::from_secs_f64(if args.quick { 1.0 } else { 2.0 }),
+            list_rounds: 3,
+            write_duration: Duration::from_secs_f64(secs * 0.75),
+            write_rounds: 2,
+            writers: vec![1, 8, 64],
+            watchers: args
+                .cluster_watchers
+                .unwrap_or(if args.quick { 600 } else { 3000 }),
+            rounds: 5,
+        };
+        results.cluster = Some(cluster::run(&ctx, &cfg).await?);
     }
     if matches!(args.only, None | Some(Part::Browser)) {
         let tools = root.join("target").join("tools");
@@ -426,13 +476,17 @@ async fn main() -> anyhow::Result<()> {
     });
     // Each part's figures between its own markers: `--only browser` keeps
     // the server results, and the other parts keep the browser's.
-    if args.only != Some(Part::Browser) {
+    if !matches!(args.only, Some(Part::Browser | Part::Cluster)) {
         let section = report::render(&machine, &results);
         report::write(&out, report::BEGIN, report::END, &section)?;
     }
     if let Some(browser) = &results.browser {
         let section = report::render_browser(&machine, results.quick, browser);
         report::write(&out, report::BROWSER_BEGIN, report::BROWSER_END, &section)?;
+    }
+    if let Some(cluster) = &results.cluster {
+        let section = cluster::render(machine.commit(), cluster);
+        report::write(&out, cluster::BEGIN, cluster::END, &section)?;
     }
     std::fs::write(
         work.join("results.json"),
@@ -441,6 +495,7 @@ async fn main() -> anyhow::Result<()> {
             "wire": results.wire,
             "streams": results.streams,
             "browser": results.browser,
+            "cluster": results.cluster,
         }))?,
     )?;
     step(&format!("wrote {}", out.display()));

@@ -127,6 +127,11 @@ impl Machine {
         self
     }
 
+    /// `git describe --always --dirty` of the workspace.
+    pub fn commit(&self) -> &str {
+        &self.commit
+    }
+
     pub fn summary(&self) -> String {
         format!(
             "{} × {}, {}, load average {}",
