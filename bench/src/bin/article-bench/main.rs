@@ -122,6 +122,11 @@ struct Args {
     /// Where to write the results.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Scratch folder (databases, logs, results.json), emptied at the
+    /// start (default: target/bench). Give each of two runs at the same
+    /// time a folder of its own.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
     /// Do not pin servers and load generators to separate CPUs.
     #[arg(long)]
     no_pin: bool,
@@ -285,7 +290,10 @@ pub struct Results {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let root = std::fs::canonicalize(&args.root)?;
-    let work = root.join("target").join("bench");
+    let work = match &args.work_dir {
+        Some(dir) => std::path::absolute(dir)?,
+        None => root.join("target").join("bench"),
+    };
     if work.exists() {
         std::fs::remove_dir_all(&work)?;
     }
