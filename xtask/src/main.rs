@@ -21,7 +21,8 @@
 //!      arguments given after `--` (e.g. `cargo xtask test -- --nocapture`).
 //!   7. the black-box API suite again (`-p article-tests --test api`), every
 //!      test server on its own database of a throw-away PostgreSQL cluster
-//!      started under `target/pg-test` (`ARTICLE_TEST_POSTGRES`); step 1
+//!      started under `target/pg-test` (`ARTICLE_TEST_POSTGRES`), then the
+//!      cluster suite (`--features cluster --test cluster`); step 1
 //!      installs PostgreSQL and HAProxy with apt-get when missing (also the
 //!      hidden task `cargo xtask postgres-tests [-- ARGS...]`);
 //!   8. the browser tests (`browser/tests/`, `web/tests/`) in headless
@@ -30,6 +31,8 @@
 //!   9. the end-to-end UI tests (`tests/tests/e2e/`) driving the release
 //!      build of the app in headless Chromium over WebDriver; see
 //!      `e2e.rs` (also the hidden task `cargo xtask e2e`).
+//!  10. each cargo-fuzz target of `fuzz/` for 10 seconds from its seed
+//!      corpus (`cargo xtask fuzz`, see `fuzz.rs`).
 //!
 //!   `--skip-lint` skips steps 2–4 for quick local runs. Every cargo call
 //!   uses `--locked`, so a stale `Cargo.lock` fails instead of being rewritten.
@@ -67,6 +70,7 @@ mod browser_tests;
 mod cargo;
 mod e2e;
 mod error;
+mod fuzz;
 mod process;
 mod replicas;
 mod run;
@@ -91,7 +95,9 @@ USAGE:
 TASKS:
     test    Ensure tools, check formatting, run clippy (native and wasm32),
             build the wasm32 crates and run the whole test suite (the API
-            suite twice: on SQLite, then on a throw-away PostgreSQL).
+            suite twice: on SQLite, then on a throw-away PostgreSQL; the
+            cluster suite; browser and end-to-end tests; each fuzz target
+            for 10 s).
               --skip-lint   skip rustfmt and clippy (quick local runs)
               -- ARGS...    passed to `cargo test` (e.g. -- --nocapture)
     ci      Same as `test`; used by .ci/run.
@@ -112,6 +118,12 @@ TASKS:
               --quick       short smoke run (writes target/bench/ instead)
               [--] ARGS...  passed to article-bench (see its --help),
                             e.g. -- --only browser
+    fuzz [--secs N] [--release] [TARGET...]
+            Build the cargo-fuzz targets of fuzz/ (installing cargo-fuzz if
+            missing) and run each for N seconds (default 10) from the seed
+            corpus fuzz/seeds/TARGET; a crash fails with the input saved in
+            fuzz/artifacts/TARGET/. --release for long runs. Targets:
+            runtime_request, grpc_web_text, import_reader (default: all).
     help    Print this message (also -h, --help).
 
 Missing toolchain pieces (the wasm32-unknown-unknown target, rustfmt,
@@ -172,6 +184,14 @@ fn dispatch(args: &[OsString]) -> Result<()> {
             }
         }
         "bench" => bench::bench(rest),
+        "fuzz" => {
+            let opts = fuzz::FuzzOptions::parse(rest)?;
+            if opts.help {
+                print!("{USAGE}");
+                return Ok(());
+            }
+            fuzz::fuzz(&opts)
+        }
         "ensure-tools" => tools::ensure_tools(),
         "browser-tests" => browser_tests::browser_tests(),
         "e2e" => e2e::e2e_tests(),

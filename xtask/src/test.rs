@@ -1,8 +1,8 @@
 //! The `test` task (also `ci`): every check the project has, in order —
 //! tools, rustfmt, clippy (native and wasm32), the wasm32 builds, `cargo
-//! test`, the API suite again against PostgreSQL, the browser tests and the
-//! end-to-end tests — ending with one line of test counts. Stops at the
-//! first failing step.
+//! test`, the API suite again against PostgreSQL and the cluster suite, the
+//! browser tests, the end-to-end tests and brief fuzz runs — ending with one
+//! line of test counts. Stops at the first failing step.
 
 use std::ffi::OsString;
 
@@ -10,6 +10,7 @@ use crate::browser_tests::browser_tests;
 use crate::cargo::{cargo, cargo_test_counted, print_test_counts};
 use crate::e2e::e2e_tests;
 use crate::error::{Result, fail};
+use crate::fuzz::{FuzzOptions, fuzz};
 use crate::process::{step, target_dir, workspace_root};
 use crate::replicas::start_cluster;
 use crate::tools::{WASM_TARGET, ensure_cluster_tools, ensure_tools};
@@ -54,6 +55,7 @@ pub(crate) fn test(opts: &TestOptions) -> Result<()> {
     } else {
         step("cargo fmt --check");
         cargo(&["fmt", "--all", "--", "--check"])?;
+        cargo(&["fmt", "--manifest-path", "fuzz/Cargo.toml", "--", "--check"])?;
 
         step("cargo clippy (native, whole workspace)");
         cargo(&[
@@ -132,6 +134,8 @@ pub(crate) fn test(opts: &TestOptions) -> Result<()> {
     browser_tests()?;
 
     e2e_tests()?;
+
+    fuzz(&FuzzOptions::default())?;
 
     print_test_counts();
     step("all checks passed");
