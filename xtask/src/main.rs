@@ -74,6 +74,7 @@ mod fuzz;
 mod process;
 mod replicas;
 mod run;
+mod soak;
 mod test;
 mod tools;
 mod web;
@@ -118,6 +119,11 @@ TASKS:
               --quick       short smoke run (writes target/bench/ instead)
               [--] ARGS...  passed to article-bench (see its --help),
                             e.g. -- --only browser
+    soak [--minutes N]
+            Build release binaries and run N minutes (default 30) of mixed
+            traffic (reads, writes, watches opening and closing; gRPC and
+            gRPC-web) against one server: RSS growth after the warm-up, open
+            files, failed calls, and the curve in target/bench/soak.csv.
     fuzz [--secs N] [--release] [TARGET...]
             Build the cargo-fuzz targets of fuzz/ (installing cargo-fuzz if
             missing) and run each for N seconds (default 10) from the seed
@@ -184,6 +190,7 @@ fn dispatch(args: &[OsString]) -> Result<()> {
             }
         }
         "bench" => bench::bench(rest),
+        "soak" => soak::soak(rest),
         "fuzz" => {
             let opts = fuzz::FuzzOptions::parse(rest)?;
             if opts.help {
