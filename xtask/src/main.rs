@@ -15,8 +15,7 @@
 //!   4. clippy for `article-proto`, `article-web`, `grpc-browser` and
 //!      `article-wasm-decode` (the benchmark's decode module) on
 //!      `wasm32-unknown-unknown`;
-//!   5. builds `article-proto` (no default features) and `article-web` for
-//!      `wasm32-unknown-unknown`;
+//!   5. (the wasm32 crates are built by steps 8 and 9, not separately);
 //!   6. `cargo test --workspace --exclude article-web`, passing through any
 //!      arguments given after `--` (e.g. `cargo xtask test -- --nocapture`).
 //!   7. the black-box API suite again (`-p article-tests --test api`), every

@@ -91,26 +91,10 @@ pub(crate) fn test(opts: &TestOptions) -> Result<()> {
         ])?;
     }
 
-    step("cargo build (wasm32: article-proto without default features)");
-    cargo(&[
-        "build",
-        "-p",
-        "article-proto",
-        "--no-default-features",
-        "--target",
-        WASM_TARGET,
-        "--locked",
-    ])?;
-
-    step("cargo build (wasm32: article-web)");
-    cargo(&[
-        "build",
-        "-p",
-        "article-web",
-        "--target",
-        WASM_TARGET,
-        "--locked",
-    ])?;
+    // No separate wasm32 builds: clippy above has type-checked the wasm32
+    // crates, the browser tests build them for the tests, and the
+    // end-to-end step builds the app with Trunk (a cold CI run is the
+    // budget these minutes count against).
 
     step("cargo test (workspace, native)");
     let mut args: Vec<OsString> = [
