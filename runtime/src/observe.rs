@@ -20,6 +20,9 @@ use tower::{Layer, Service};
 
 use crate::metrics::Metrics;
 
+/// `grpc-status` of UNIMPLEMENTED.
+const UNIMPLEMENTED: i32 = 12;
+
 #[derive(Clone, Debug)]
 pub(crate) struct ObserveLayer {
     metrics: Metrics,
@@ -65,11 +68,19 @@ impl Call {
         }
         self.done = true;
         let elapsed = self.start.elapsed();
-        let (service, method) = self
-            .method
-            .trim_start_matches('/')
-            .split_once('/')
-            .unwrap_or(("", &self.method));
+        // UNIMPLEMENTED names a service or method that does not exist (or
+        // one that says it is not implemented): its path is whatever the
+        // client sent, so it is counted under one label set instead of one
+        // per path — otherwise every random path would add series to the
+        // registry forever (found by the fuzzer). The log line keeps the path.
+        let (service, method) = if code == UNIMPLEMENTED {
+            ("unknown", "unknown")
+        } else {
+            self.method
+                .trim_start_matches('/')
+                .split_once('/')
+                .unwrap_or(("", &self.method))
+        };
         let code_name = code_name(code);
         self.metrics.record(|| {
             let labels = [

@@ -86,3 +86,39 @@ async fn two_runtimes_in_one_process_count_only_their_own_calls() {
     first.shutdown().await;
     second.shutdown().await;
 }
+
+#[tokio::test]
+async fn calls_to_paths_that_do_not_exist_add_no_series_per_path() {
+    let server = serve(RuntimeBuilder::new()).await;
+    let mut calls = 0;
+    for i in 0..50 {
+        let request = http::Request::post(format!("/made.up.Service{i}/Method{i}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(&[
+                0, 0, 0, 0, 0,
+            ])))
+            .expect("valid request");
+        let reply = raw::h2c(server.addr, request).await;
+        assert_eq!(reply.grpc_code(), Some(tonic::Code::Unimplemented));
+        calls += 1;
+    }
+    let page = page(&server).await;
+    assert!(
+        !page.contains("made.up.Service"),
+        "no series is named after a path that does not exist:\n{page}"
+    );
+    assert_eq!(
+        prometheus::total(
+            &page,
+            "grpc_server_handled_total",
+            &[
+                ("grpc_service", "unknown"),
+                ("grpc_method", "unknown"),
+                ("grpc_code", "UNIMPLEMENTED"),
+            ],
+        ),
+        f64::from(calls),
+        "every such call is counted once, under one label set"
+    );
+}
