@@ -117,7 +117,8 @@ TASKS:
             benchmarks (servers and headless Chromium) into BENCHMARKS.md.
               --quick       short smoke run (writes target/bench/ instead)
               [--] ARGS...  passed to article-bench (see its --help),
-                            e.g. -- --only browser
+                            e.g. -- --only browser (parts: unary, server,
+                            streaming, browser, overload, cluster)
     soak [--minutes N]
             Build release binaries and run N minutes (default 30) of mixed
             traffic (reads, writes, watches opening and closing; gRPC and
