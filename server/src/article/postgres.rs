@@ -218,7 +218,7 @@ impl PostgresStore {
         .await
         .pg()?;
         let article = article_from_row(&row)?;
-        insert_tags(tx, article.id, draft.tags()).await?;
+        insert_tags(tx, article.id, now, draft.tags()).await?;
         Ok(article)
     }
 
@@ -412,36 +412,76 @@ impl ImportBatch for PostgresImport<'_> {
 #[async_trait]
 impl ArticleStore for PostgresStore {
     async fn list(&self, query: &ListQuery) -> StoreResult<Page> {
+        // Each filter can be answered from an index, so neither the page nor
+        // the count has to read every article:
+        // - text of 3+ characters: `LIKE '%needle%'`, which the GIN trigram
+        //   index `articles_search_trgm` serves (`strpos` cannot use it),
+        //   rechecked exactly by PostgreSQL;
+        // - a tag: its range of `article_tags_newest`, already newest first;
+        // - text of 1-2 characters (no trigram to look up): a scan;
+        // - nothing: `articles_newest`.
+        // The page's ids are picked by a subquery that needs only the
+        // ordering columns, so skipping to a deep page is an index-only walk.
         let needle = query.text.to_lowercase();
-        let mut conditions = Vec::new();
-        let mut values: Vec<&str> = Vec::new();
-        if !needle.is_empty() {
-            values.push(&needle);
-            conditions.push(format!("strpos(a.search_text, ${}) > 0", values.len()));
-        }
-        if !query.tag.is_empty() {
-            values.push(&query.tag);
-            conditions.push(format!(
-                "EXISTS (SELECT 1 FROM article_tags t WHERE t.article_id = a.id AND t.tag = ${})",
-                values.len()
-            ));
-        }
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
+        let tag = query.tag.as_str();
+        let mut values: Vec<String> = Vec::new();
+        let mut param = |v: String| {
+            values.push(v);
+            format!("${}", values.len())
         };
-        let count_sql = format!("SELECT COUNT(*) FROM articles a {filter}");
+        let text_condition = if needle.chars().count() >= 3 {
+            format!(
+                "a.search_text LIKE {} ESCAPE '\\'",
+                param(format!("%{}%", like_escape(&needle)))
+            )
+        } else if !needle.is_empty() {
+            format!("strpos(a.search_text, {}) > 0", param(needle.clone()))
+        } else {
+            String::new()
+        };
+        let (from, id, order) = if !tag.is_empty() && text_condition.is_empty() {
+            (
+                format!(
+                    "FROM article_tags t WHERE t.tag = {}",
+                    param(tag.to_owned())
+                ),
+                "t.article_id",
+                "t.create_time DESC, t.article_id DESC",
+            )
+        } else {
+            let mut conditions = Vec::new();
+            if !text_condition.is_empty() {
+                conditions.push(text_condition);
+            }
+            if !tag.is_empty() {
+                conditions.push(format!(
+                    "EXISTS (SELECT 1 FROM article_tags t WHERE t.article_id = a.id AND t.tag = {})",
+                    param(tag.to_owned())
+                ));
+            }
+            let filter = if conditions.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", conditions.join(" AND "))
+            };
+            (
+                format!("FROM articles a{filter}"),
+                "a.id",
+                "a.create_time DESC, a.id DESC",
+            )
+        };
+        let count_sql = format!("SELECT COUNT(*) {from}");
         let n = values.len();
         let page_sql = format!(
-            "SELECT {ARTICLE_COLUMNS}, ({count_sql}) AS total_count FROM articles a {filter}
-             ORDER BY a.create_time DESC, a.id DESC LIMIT ${} OFFSET ${}",
+            "SELECT {ARTICLE_COLUMNS}, ({count_sql}) AS total_count FROM articles
+             WHERE id IN (SELECT {id} {from} ORDER BY {order} LIMIT ${} OFFSET ${})
+             ORDER BY create_time DESC, id DESC",
             n + 1,
             n + 2
         );
         let mut page = sqlx::query(&page_sql);
         for v in &values {
-            page = page.bind(*v);
+            page = page.bind(v);
         }
         let rows = page
             .bind(i64::from(query.page_size))
@@ -455,7 +495,7 @@ impl ArticleStore for PostgresStore {
             None => {
                 let mut count = sqlx::query_scalar(&count_sql);
                 for v in &values {
-                    count = count.bind(*v);
+                    count = count.bind(v);
                 }
                 count.fetch_one(&self.pool).await.pg()?
             }
@@ -533,7 +573,7 @@ impl ArticleStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .pg()?;
-        insert_tags(&mut tx, id, draft.tags()).await?;
+        insert_tags(&mut tx, id, micros(article.create_time), draft.tags()).await?;
         Self::record(&mut tx, "updated", Some(&article), id, Some(&old_tags)).await?;
         self.commit(tx).await?;
         Ok(article)
@@ -648,20 +688,25 @@ impl ArticleStore for PostgresStore {
     }
 }
 
+/// `create_time` is the article's: the tag filter orders by it.
 async fn insert_tags(
     tx: &mut Transaction<'static, Postgres>,
     id: i64,
+    create_time: i64,
     tags: &[String],
 ) -> StoreResult<()> {
     if tags.is_empty() {
         return Ok(());
     }
-    sqlx::query("INSERT INTO article_tags (article_id, tag) SELECT $1, unnest($2::text[])")
-        .bind(id)
-        .bind(tags)
-        .execute(&mut **tx)
-        .await
-        .pg()?;
+    sqlx::query(
+        "INSERT INTO article_tags (article_id, tag, create_time) SELECT $1, unnest($2::text[]), $3",
+    )
+    .bind(id)
+    .bind(tags)
+    .bind(create_time)
+    .execute(&mut **tx)
+    .await
+    .pg()?;
     Ok(())
 }
 
@@ -700,6 +745,18 @@ pub(crate) fn pg_error(err: sqlx::Error) -> ArticleError {
         Some("53100") => ArticleError::DiskFull(err.into()),
         _ => ArticleError::Storage(err.into()),
     }
+}
+
+/// `needle` as a literal inside a LIKE pattern with `ESCAPE '\\'`.
+fn like_escape(needle: &str) -> String {
+    let mut escaped = String::with_capacity(needle.len());
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 fn search_text(draft: &ArticleDraft) -> String {

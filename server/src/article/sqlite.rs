@@ -133,7 +133,7 @@ impl SqliteStore {
         .fetch_one(&mut **tx)
         .await.lite()?;
         let article = article_from_row(&row)?;
-        insert_tags(tx, article.id, draft.tags()).await?;
+        insert_tags(tx, article.id, now, draft.tags()).await?;
         Ok(article)
     }
 
@@ -192,32 +192,73 @@ impl ImportBatch for SqliteImport<'_> {
 #[async_trait]
 impl ArticleStore for SqliteStore {
     async fn list(&self, query: &ListQuery) -> StoreResult<Page> {
-        // Only the filters in use go into the SQL: an unfiltered count is
-        // then answered from the small `articles_newest` index instead of
-        // reading every row. Page and count come from one statement (one
-        // snapshot, one trip to the connection's worker thread).
+        // Each filter is driven from the index that narrows it most, so
+        // neither the page nor the count reads every article:
+        // - text of 3+ characters: the trigram index gives candidates,
+        //   `instr` on them decides exactly;
+        // - a tag: its range of `article_tags_newest`, already newest first;
+        // - text of 1-2 characters (no trigram to look up): a scan;
+        // - nothing: `articles_newest`, and the count from `article_count`.
+        // The page's ids are picked by a subquery that needs no article
+        // column but the ordering ones, so skipping to a deep page walks an
+        // index only; page and count come from one statement (one snapshot,
+        // one trip to the connection's worker thread).
         let needle = query.text.to_lowercase();
-        let mut conditions = Vec::new();
+        let trigrams = trigram_match(&needle);
+        let tag = query.tag.as_str();
         let mut values: Vec<&str> = Vec::new();
-        if !needle.is_empty() {
-            conditions.push("instr(a.search_text, ?) > 0");
+        let (from, id, order) = if let Some(terms) = &trigrams {
+            values.extend([terms.as_str(), needle.as_str()]);
+            let mut from = "FROM articles_fts CROSS JOIN articles a ON a.id = articles_fts.rowid
+                 WHERE articles_fts MATCH ? AND instr(a.search_text, ?) > 0"
+                .to_owned();
+            if !tag.is_empty() {
+                from.push_str(
+                    " AND EXISTS (SELECT 1 FROM article_tags t WHERE t.article_id = a.id AND t.tag = ?)",
+                );
+                values.push(tag);
+            }
+            (from, "a.id", "a.create_time DESC, a.id DESC")
+        } else if !tag.is_empty() {
+            values.push(tag);
+            let from = if needle.is_empty() {
+                "FROM article_tags t WHERE t.tag = ?".to_owned()
+            } else {
+                values.push(&needle);
+                "FROM article_tags t CROSS JOIN articles a ON a.id = t.article_id
+                 WHERE t.tag = ? AND instr(a.search_text, ?) > 0"
+                    .to_owned()
+            };
+            (
+                from,
+                "t.article_id",
+                "t.create_time DESC, t.article_id DESC",
+            )
+        } else if !needle.is_empty() {
             values.push(&needle);
-        }
-        if !query.tag.is_empty() {
-            conditions.push(
-                "EXISTS (SELECT 1 FROM article_tags t WHERE t.article_id = a.id AND t.tag = ?)",
-            );
-            values.push(&query.tag);
-        }
-        let filter = if conditions.is_empty() {
-            String::new()
+            (
+                "FROM articles a WHERE instr(a.search_text, ?) > 0".to_owned(),
+                "a.id",
+                "a.create_time DESC, a.id DESC",
+            )
         } else {
-            format!("WHERE {}", conditions.join(" AND "))
+            (
+                "FROM articles a".to_owned(),
+                "a.id",
+                "a.create_time DESC, a.id DESC",
+            )
         };
-        let count_sql = format!("SELECT COUNT(*) FROM articles a {filter}");
+        let count_sql = if values.is_empty() {
+            // Kept by triggers: counting a million index entries per page
+            // would be most of a page's cost.
+            "SELECT n FROM article_count".to_owned()
+        } else {
+            format!("SELECT COUNT(*) {from}")
+        };
         let page_sql = format!(
-            "SELECT {ARTICLE_COLUMNS}, ({count_sql}) AS total_count FROM articles a {filter}
-             ORDER BY a.create_time DESC, a.id DESC LIMIT ? OFFSET ?"
+            "SELECT {ARTICLE_COLUMNS}, ({count_sql}) AS total_count FROM articles
+             WHERE id IN (SELECT {id} {from} ORDER BY {order} LIMIT ? OFFSET ?)
+             ORDER BY create_time DESC, id DESC"
         );
         let mut page = sqlx::query(&page_sql);
         for v in values.iter().chain(values.iter()) {
@@ -311,7 +352,7 @@ impl ArticleStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .lite()?;
-        insert_tags(&mut tx, id, draft.tags()).await?;
+        insert_tags(&mut tx, id, micros(article.create_time), draft.tags()).await?;
         self.record(&mut tx, "updated", Some(&article), id, Some(&old_tags))
             .await?;
         self.commit(tx).await?;
@@ -378,7 +419,7 @@ impl ArticleStore for SqliteStore {
     }
 
     async fn count(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM articles")
+        Ok(sqlx::query_scalar("SELECT n FROM article_count")
             .fetch_one(&self.pool)
             .await
             .lite()?)
@@ -398,15 +439,18 @@ impl ArticleStore for SqliteStore {
     }
 }
 
+/// `create_time` is the article's: the tag filter orders by it.
 async fn insert_tags(
     tx: &mut Transaction<'static, Sqlite>,
     id: i64,
+    create_time: i64,
     tags: &[String],
 ) -> StoreResult<()> {
     for tag in tags {
-        sqlx::query("INSERT INTO article_tags (article_id, tag) VALUES (?, ?)")
+        sqlx::query("INSERT INTO article_tags (article_id, tag, create_time) VALUES (?, ?, ?)")
             .bind(id)
             .bind(tag)
+            .bind(create_time)
             .execute(&mut **tx)
             .await
             .lite()?;
@@ -454,6 +498,32 @@ fn sqlite_error(err: sqlx::Error) -> ArticleError {
 
 fn search_text(draft: &ArticleDraft) -> String {
     format!("{}\u{1f}{}", draft.title(), draft.content()).to_lowercase()
+}
+
+/// The FTS5 query that finds every article whose search text may contain
+/// `needle`: all of its trigrams (every third one and the last suffice: any
+/// text containing the needle has them all), each a quoted string with its
+/// double quotes doubled, so no character of the needle is FTS5 syntax.
+/// `None` below 3 characters, which the trigram index cannot look up.
+/// Candidates are a superset; `instr` decides.
+fn trigram_match(needle: &str) -> Option<String> {
+    let chars: Vec<char> = needle.chars().collect();
+    if chars.len() < 3 {
+        return None;
+    }
+    let last = chars.len() - 3;
+    let mut starts: Vec<usize> = (0..=last).step_by(3).collect();
+    if starts.last() != Some(&last) {
+        starts.push(last);
+    }
+    let terms: Vec<String> = starts
+        .into_iter()
+        .map(|i| {
+            let trigram: String = chars[i..i + 3].iter().collect();
+            format!("\"{}\"", trigram.replace('"', "\"\""))
+        })
+        .collect();
+    Some(terms.join(" AND "))
 }
 
 fn split_tags(joined: String) -> Vec<String> {
