@@ -1,0 +1,377 @@
+//! `growth`: how ListArticles and GetArticle costs grow with the data
+//! (issue 12). For each size (1,000, 100,000, 1,000,000 articles) it
+//! seeds a SQLite database for a release `article-server`, starts that
+//! server on it (the ListArticles cache off, so every call reaches the
+//! database) and reports p50/p99 over gRPC of:
+//!
+//! - `rare`: a search for a substring found in about one article,
+//! - `common`: a search for a word in about 5% of the articles, pages 1-20,
+//! - `tag`: a tag filter (36 tags, each on about 4% of the articles), pages 1-3,
+//! - `deep`: page 2,000 (and on) of 20, no filter,
+//! - `get`: GetArticle of a random id,
+//!
+//! and the database's size on disk. Prints one JSON object per size on
+//! stdout.
+//!
+//! Seeding through gRPC would take hours at a million: the server first
+//! creates and migrates the database, then it is stopped and the `sqlite3`
+//! command-line shell inserts the rows (the schema's own triggers keep any
+//! index in step), then the server starts again for the measurement. The
+//! seeding SQL works on any schema version, so the same run measures an
+//! older server (`--server` of a build of an earlier commit). Titles are
+//! ~40 characters, contents 1-2 KB of pseudo-words, 0-3 tags of 36.
+//! Benchmarks are not tests: nothing here asserts a timing.
+
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use article_bench::process::{Server, command};
+use clap::Parser;
+use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+const TAGS: usize = 36;
+const COMMON: &[&str] = &["garden", "signal", "market", "window", "harbor"];
+const TOKEN: &str = "growth-bench-token";
+
+#[derive(Parser)]
+#[command(about = "ListArticles/GetArticle latency and database size at growing sizes.")]
+struct Args {
+    /// The release article-server binary to measure.
+    #[arg(long, default_value = "target/release/article-server")]
+    server: PathBuf,
+    /// Article counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000,100000,1000000")]
+    sizes: Vec<usize>,
+    /// Calls measured per kind (after 10 unmeasured ones).
+    #[arg(long, default_value_t = 100)]
+    samples: usize,
+    /// Folder for the databases (emptied per size, removed unless --keep).
+    #[arg(long, default_value = "target/bench/growth")]
+    work_dir: PathBuf,
+    /// Keep each database after its measurement.
+    #[arg(long)]
+    keep: bool,
+    /// A label for the output (e.g. the commit measured).
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+#[derive(Serialize)]
+struct Figures {
+    label: String,
+    articles: usize,
+    seed_seconds: f64,
+    db_bytes: u64,
+    rare: Latency,
+    common: Latency,
+    tag: Latency,
+    deep: Latency,
+    get: Latency,
+}
+
+#[derive(Serialize)]
+struct Latency {
+    p50_ms: f64,
+    p99_ms: f64,
+    /// total_count of the first call (what the query matched).
+    matched: i64,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    for &n in &args.sizes {
+        let dir = args.work_dir.join(format!("n{n}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let figures = measure(&args, &dir, n).await;
+        if !args.keep {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        println!("{}", serde_json::to_string(&figures?)?);
+    }
+    Ok(())
+}
+
+async fn measure(args: &Args, dir: &Path, n: usize) -> anyhow::Result<Figures> {
+    let db = dir.join("articles.db");
+    // Created and migrated by the server itself.
+    start(args, dir, &db).await?.stop().await?;
+    let started = Instant::now();
+    seed(&db, n, args.samples)?;
+    let seed_seconds = started.elapsed().as_secs_f64();
+    let server = start(args, dir, &db).await?;
+    let channel = Endpoint::from_shared(format!("http://{}", server.addr))?
+        .connect()
+        .await?;
+    let mut client = ArticleServiceClient::new(channel);
+    let samples = args.samples;
+    let rare = list_latency(&mut client, samples, |i| {
+        list(1, &rare_word(i % samples), "")
+    })
+    .await?;
+    let common = list_latency(&mut client, samples, |i| {
+        list((i % 20) as i32 + 1, COMMON[(i / 20) % COMMON.len()], "")
+    })
+    .await?;
+    let tag = list_latency(&mut client, samples, |i| {
+        list((i / TAGS % 3) as i32 + 1, "", &tag_name(i % TAGS))
+    })
+    .await?;
+    let deep = list_latency(&mut client, samples, |i| list(2000 + i as i32, "", "")).await?;
+    let mut rng = Rng(7);
+    let mut get = Vec::new();
+    for i in 0..samples + 10 {
+        let id = 1 + rng.below(n) as i64;
+        let started = Instant::now();
+        client
+            .get_article(pb::GetArticleRequest { id })
+            .await
+            .context("GetArticle")?;
+        if i >= 10 {
+            get.push(started.elapsed());
+        }
+    }
+    server.stop().await?;
+    let db_bytes = ["", "-wal", "-shm"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{}{s}", db.display())).ok())
+        .map(|m| m.len())
+        .sum();
+    Ok(Figures {
+        label: args.label.clone(),
+        articles: n,
+        seed_seconds,
+        db_bytes,
+        rare,
+        common,
+        tag,
+        deep,
+        get: latency(get, 0),
+    })
+}
+
+async fn start(args: &Args, dir: &Path, db: &Path) -> anyhow::Result<Server> {
+    let mut cmd = command(&args.server, None);
+    cmd.args(["--listen", "127.0.0.1:0", "--list-cache-mib", "0"])
+        .arg("--database")
+        .arg(format!("sqlite://{}", db.display()))
+        .args(["--token", &format!("bench={TOKEN}")]);
+    Server::start("article-server", cmd, &dir.join("server.log")).await
+}
+
+fn list(page: i32, query: &str, tag: &str) -> pb::ListArticlesRequest {
+    pb::ListArticlesRequest {
+        page,
+        page_size: 20,
+        query: query.to_owned(),
+        tag: tag.to_owned(),
+    }
+}
+
+/// Calls `request(i)` 10 times unmeasured, then `samples` times.
+async fn list_latency(
+    client: &mut ArticleServiceClient<Channel>,
+    samples: usize,
+    request: impl Fn(usize) -> pb::ListArticlesRequest,
+) -> anyhow::Result<Latency> {
+    let mut times = Vec::with_capacity(samples);
+    let mut matched = None;
+    for i in 0..samples + 10 {
+        let req = request(i);
+        let started = Instant::now();
+        let page = client
+            .list_articles(req)
+            .await
+            .context("ListArticles")?
+            .into_inner();
+        let took = started.elapsed();
+        matched.get_or_insert(page.total_count);
+        if i >= 10 {
+            times.push(took);
+        }
+    }
+    Ok(latency(times, matched.unwrap_or(0)))
+}
+
+fn latency(mut times: Vec<Duration>, matched: i64) -> Latency {
+    times.sort();
+    let at = |q: f64| {
+        let i = ((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1;
+        times[i].as_secs_f64() * 1e3
+    };
+    Latency {
+        p50_ms: at(0.50),
+        p99_ms: at(0.99),
+        matched,
+    }
+}
+
+/// Inserts `n` articles with the `sqlite3` shell, in transactions of 10,000
+/// rows. `article_tags.create_time` is filled when the schema has it.
+fn seed(db: &Path, n: usize, rare: usize) -> anyhow::Result<()> {
+    let has_column = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg("SELECT count(*) FROM pragma_table_info('article_tags') WHERE name = 'create_time'")
+        .output()
+        .context("running sqlite3 (apt-get install sqlite3)")?;
+    let tag_time = String::from_utf8_lossy(&has_column.stdout).trim() == "1";
+    let has_fts = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg("SELECT count(*) FROM sqlite_master WHERE name = 'articles_fts'")
+        .output()?;
+    let fts = String::from_utf8_lossy(&has_fts.stdout).trim() == "1";
+    let mut child = std::process::Command::new("sqlite3")
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    let mut sql = std::io::BufWriter::with_capacity(1 << 20, child.stdin.take().unwrap());
+    writeln!(
+        sql,
+        ".bail on\nPRAGMA journal_mode = DELETE;\nPRAGMA synchronous = OFF;\nPRAGMA cache_size = -262144;"
+    )?;
+    if fts {
+        // FTS5's in-memory batch (1 MiB by default; `hashsize`, a setting
+        // kept in the index's config): larger while seeding, so the index is
+        // written in fewer, larger segments (about twice as fast); put back
+        // afterwards, so the server runs with the default.
+        writeln!(
+            sql,
+            "INSERT INTO articles_fts (articles_fts, rank) VALUES ('hashsize', 268435456);"
+        )?;
+    }
+    let vocabulary = vocabulary();
+    let mut rng = Rng(42);
+    // Rare words land in articles spread over the whole id range.
+    let rare_every = (n / rare).max(1);
+    let base = 1_700_000_000_000_000_i64;
+    for i in 0..n {
+        if i % 10_000 == 0 {
+            if i > 0 {
+                writeln!(sql, "COMMIT;")?;
+            }
+            writeln!(sql, "BEGIN;")?;
+        }
+        let id = i as i64 + 1;
+        let title = sentence(&mut rng, &vocabulary, 38);
+        let mut content = String::new();
+        let length = 1000 + rng.below(1000);
+        while content.len() < length {
+            content.push_str(&sentence(&mut rng, &vocabulary, 80));
+            content.push_str(". ");
+            if rng.below(60) == 0 {
+                content.push_str(COMMON[rng.below(COMMON.len())]);
+                content.push(' ');
+            }
+        }
+        if i % rare_every == 0 && i / rare_every < rare {
+            content.push_str(&rare_word(i / rare_every));
+        }
+        let mut tags: Vec<String> = (0..rng.below(4))
+            .map(|_| tag_name(rng.below(TAGS)))
+            .collect();
+        tags.sort();
+        tags.dedup();
+        let time = base + id * 1_000_000;
+        let search = format!("{}\u{1f}{}", title, content).to_lowercase();
+        writeln!(
+            sql,
+            "INSERT INTO articles (id, title, content, author, tags, search_text, create_time, update_time, version) \
+             VALUES ({id}, '{title}', '{content}', 'bench', '{}', '{}', {time}, {time}, 1);",
+            tags.join(","),
+            search.replace('\u{1f}', "' || char(31) || '"),
+        )?;
+        for tag in &tags {
+            if tag_time {
+                writeln!(
+                    sql,
+                    "INSERT INTO article_tags (article_id, tag, create_time) VALUES ({id}, '{tag}', {time});"
+                )?;
+            } else {
+                writeln!(
+                    sql,
+                    "INSERT INTO article_tags (article_id, tag) VALUES ({id}, '{tag}');"
+                )?;
+            }
+        }
+    }
+    writeln!(sql, "COMMIT;")?;
+    if fts {
+        writeln!(
+            sql,
+            "INSERT INTO articles_fts (articles_fts, rank) VALUES ('hashsize', 1048576);"
+        )?;
+    }
+    writeln!(sql, "PRAGMA optimize;")?;
+    sql.flush()?;
+    drop(sql);
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("sqlite3 seeding failed: {status}");
+    }
+    Ok(())
+}
+
+/// Words of 2-9 letters that never contain a common or rare word.
+fn vocabulary() -> Vec<String> {
+    let mut rng = Rng(1);
+    (0..5000)
+        .map(|_| {
+            let len = 2 + rng.below(8);
+            (0..len)
+                .map(|_| char::from(b"abcdefghiklmnoprstuy"[rng.below(20)]))
+                .collect()
+        })
+        .collect()
+}
+
+/// Skewed towards the first words, as text is.
+fn sentence(rng: &mut Rng, vocabulary: &[String], chars: usize) -> String {
+    let mut s = String::new();
+    while s.len() < chars {
+        let u = rng.below(1 << 20) as f64 / f64::from(1 << 20);
+        let word = &vocabulary[(u * u * vocabulary.len() as f64) as usize];
+        if s.is_empty() {
+            let mut first = word.chars();
+            s.extend(first.next().map(|c| c.to_ascii_uppercase()));
+            s.extend(first);
+        } else {
+            s.push(' ');
+            s.push_str(word);
+        }
+    }
+    s
+}
+
+/// Letters the vocabulary lacks (j, q, v, w, x, z) begin and end it.
+fn rare_word(i: usize) -> String {
+    let mut rng = Rng(1000 + i as u64);
+    let middle: String = (0..5)
+        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz"[rng.below(26)]))
+        .collect();
+    format!("qz{middle}xj")
+}
+
+fn tag_name(i: usize) -> String {
+    format!("topic-{i:02}")
+}
+
+/// xorshift64*: the same articles on every run, without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as usize % n
+    }
+}
