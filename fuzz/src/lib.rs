@@ -52,7 +52,13 @@ struct Harness {
 fn harness() -> &'static Harness {
     static HARNESS: OnceLock<Harness> = OnceLock::new();
     HARNESS.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // A worker thread of its own, as in the server: tasks the runtime
+        // spawns (the lingering discard of a refused body, bounded by 10 s)
+        // run there, and its timers fire while the fuzzer's thread is
+        // busy. With a current-thread runtime they never fired between
+        // calls, and those tasks piled up until libFuzzer's memory limit.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_time()
             .build()
             .expect("a tokio runtime");
