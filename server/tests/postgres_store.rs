@@ -6,10 +6,9 @@
 
 use std::{
     collections::BTreeSet,
-    process::{Command, Stdio},
     sync::{
-        Arc, OnceLock,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+        atomic::{AtomicBool, Ordering},
     },
     time::Duration,
 };
@@ -23,59 +22,6 @@ use article_server::article::{
 };
 use futures::StreamExt as _;
 use testkit::postgres::PgCluster;
-
-/// The binary's shared cluster. A static is never dropped, so a watchdog
-/// process stops it (and removes its folder) once this process is gone,
-/// however it ends.
-fn cluster() -> &'static PgCluster {
-    static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| {
-        let cluster = PgCluster::temporary().expect("a PostgreSQL cluster starts");
-        let bin = testkit::postgres::binaries().unwrap();
-        let as_postgres = if is_root() {
-            "runuser -u postgres -- "
-        } else {
-            ""
-        };
-        let stop = format!(
-            "{as_postgres}{pg_ctl} -D '{dir}/data' -m immediate stop; rm -rf '{dir}'",
-            pg_ctl = bin.join("pg_ctl").display(),
-            dir = cluster.dir().display(),
-        );
-        // Deliberately not waited for: it outlives us.
-        #[allow(clippy::zombie_processes)]
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop}",
-                pid = std::process::id()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        cluster
-    })
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-/// A fresh database in the shared cluster.
-fn fresh_database() -> String {
-    static DATABASES: AtomicUsize = AtomicUsize::new(0);
-    let n = DATABASES.fetch_add(1, Ordering::Relaxed);
-    cluster()
-        .create_database(&format!("t{n}"))
-        .expect("createdb")
-}
 
 async fn open(url: &str) -> PostgresStore {
     PostgresStore::open(url, 1000, PostgresOptions::default())
@@ -98,7 +44,7 @@ fn query(page: i32, size: i32, text: &str, tag: &str) -> ListQuery {
 
 #[tokio::test]
 async fn crud_round_trip_and_version_conflict() {
-    let s = open(&fresh_database()).await;
+    let s = open(&testkit::postgres::shared_database()).await;
     let a = s.create("alice", draft("First", &["rust"])).await.unwrap();
     assert_eq!((a.version, a.author.as_str()), (1, "alice"));
     assert_eq!(s.get(a.id).await.unwrap(), a);
@@ -137,7 +83,7 @@ async fn crud_round_trip_and_version_conflict() {
 
 #[tokio::test]
 async fn search_tags_and_paging_answer_as_sqlite_does() {
-    let pg = open(&fresh_database()).await;
+    let pg = open(&testkit::postgres::shared_database()).await;
     let dir = tempfile::tempdir().unwrap();
     let lite = SqliteStore::open(
         &format!("sqlite://{}", dir.path().join("t.db").display()),
@@ -194,7 +140,7 @@ async fn search_tags_and_paging_answer_as_sqlite_does() {
 
 #[tokio::test]
 async fn an_import_is_all_or_nothing_and_numbered_at_commit() {
-    let s = open(&fresh_database()).await;
+    let s = open(&testkit::postgres::shared_database()).await;
     s.create("a", draft("before", &[])).await.unwrap();
     // Dropped without commit: nothing stays, no sequence is used.
     {
@@ -240,7 +186,7 @@ async fn an_import_is_all_or_nothing_and_numbered_at_commit() {
 
 #[tokio::test]
 async fn the_change_log_numbers_every_write_and_keeps_the_retained_ones() {
-    let s = open(&fresh_database()).await;
+    let s = open(&testkit::postgres::shared_database()).await;
     assert_eq!(s.sequence_bounds().await.unwrap().newest, 0);
     let a = s.create("a", draft("one", &["rust"])).await.unwrap();
     s.update(a.id, draft("one!", &["web"]), 1).await.unwrap();
@@ -279,7 +225,7 @@ async fn readers_never_skip_a_change_of_concurrent_replicas() {
     const REPLICAS: usize = 3;
     const WRITERS_PER_REPLICA: usize = 4;
     const WRITES_PER_WRITER: usize = 40;
-    let url = fresh_database();
+    let url = testkit::postgres::shared_database();
     let mut replicas = Vec::new();
     for _ in 0..REPLICAS {
         replicas.push(Arc::new(open(&url).await));
@@ -364,7 +310,7 @@ async fn readers_never_skip_a_change_of_concurrent_replicas() {
 
 #[tokio::test]
 async fn a_replicas_feed_publishes_another_replicas_commits() {
-    let url = fresh_database();
+    let url = testkit::postgres::shared_database();
     let (writer, reader) = (open(&url).await, Arc::new(open(&url).await));
     let feed = ChangeFeed::start(
         reader,
@@ -395,7 +341,7 @@ async fn a_replicas_feed_publishes_another_replicas_commits() {
 /// once (sqlx's advisory lock), and the demo data is loaded once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_starting_together_migrate_once_and_load_demo_data_once() {
-    let url = fresh_database();
+    let url = testkit::postgres::shared_database();
     let stores = futures::future::join_all((0..4).map(|_| open(&url))).await;
     let loaded = futures::future::join_all(stores.iter().map(|s| demo::load_if_empty(s))).await;
     let loaded: Vec<usize> = loaded.into_iter().map(Result::unwrap).collect();

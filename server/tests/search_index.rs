@@ -10,13 +10,8 @@
 //! by (create_time, id), paged by offset, with the total count.
 //!
 //! The PostgreSQL half needs PostgreSQL's server binaries
-//! (`testkit::postgres`); one cluster for the binary, as in
-//! `postgres_store.rs`, stopped by a watchdog once this process is gone.
-
-use std::{
-    process::{Command, Stdio},
-    sync::OnceLock,
-};
+//! (`testkit::postgres`); one cluster for the binary
+//! (`PgCluster::shared`, stopped by a watchdog once this process is gone).
 
 use article_server::article::{
     Article, ArticleDraft, ListQuery,
@@ -199,53 +194,11 @@ async fn sqlite_index_answers_as_a_scan_does() {
 
 #[tokio::test]
 async fn postgres_index_answers_as_a_scan_does() {
-    let url = cluster().create_database("search").expect("createdb");
+    let url = PgCluster::shared()
+        .create_database("search")
+        .expect("createdb");
     let store = PostgresStore::open(&url, 1000, PostgresOptions::default())
         .await
         .unwrap();
     indexed_answers_as_a_scan_does(&store, 0x2545_f491_4f6c_dd1d).await;
-}
-
-/// The binary's cluster. A static is never dropped, so a watchdog process
-/// stops it (and removes its folder) once this process is gone, however it
-/// ends.
-fn cluster() -> &'static PgCluster {
-    static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| {
-        let cluster = PgCluster::temporary().expect("a PostgreSQL cluster starts");
-        let bin = testkit::postgres::binaries().unwrap();
-        let as_postgres = if is_root() {
-            "runuser -u postgres -- "
-        } else {
-            ""
-        };
-        let stop = format!(
-            "{as_postgres}{pg_ctl} -D '{dir}/data' -m immediate stop; rm -rf '{dir}'",
-            pg_ctl = bin.join("pg_ctl").display(),
-            dir = cluster.dir().display(),
-        );
-        // Deliberately not waited for: it outlives us.
-        #[allow(clippy::zombie_processes)]
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop}",
-                pid = std::process::id()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        cluster
-    })
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
 }

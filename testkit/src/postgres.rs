@@ -88,6 +88,43 @@ impl PgCluster {
         Self::start_with(&dir, options)
     }
 
+    /// One cluster for the whole test process, started on first use. A
+    /// `static` is never dropped, so a watchdog process stops the cluster
+    /// (and removes its folder) once this process is gone, however it
+    /// ends; tests take a database each with [`shared_database`].
+    #[cfg(feature = "kit")]
+    pub fn shared() -> &'static Self {
+        static CLUSTER: std::sync::OnceLock<PgCluster> = std::sync::OnceLock::new();
+        CLUSTER.get_or_init(|| {
+            let cluster = Self::temporary().expect("a PostgreSQL cluster starts");
+            let bin = binaries().expect("PostgreSQL's binaries");
+            let as_postgres = if is_root() {
+                "runuser -u postgres -- "
+            } else {
+                ""
+            };
+            let stop = format!(
+                "{as_postgres}{pg_ctl} -D '{dir}/data' -m immediate stop; rm -rf '{dir}'",
+                pg_ctl = bin.join("pg_ctl").display(),
+                dir = cluster.dir().display(),
+            );
+            // Deliberately not waited for: it outlives this process.
+            #[allow(clippy::zombie_processes)]
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop}",
+                    pid = std::process::id()
+                ))
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("the watchdog starts");
+            cluster
+        })
+    }
+
     /// Like [`start_in`](Self::start_in), with [`Options`].
     pub fn start_with(dir: &Path, options: Options) -> io::Result<Self> {
         let bin = binaries()?;
@@ -331,6 +368,18 @@ pub(crate) fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
         .port())
+}
+
+/// A fresh database (`t0`, `t1`, …) on the process's [`PgCluster::shared`]
+/// cluster: its URL.
+#[cfg(feature = "kit")]
+pub fn shared_database() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static DATABASES: AtomicUsize = AtomicUsize::new(0);
+    let n = DATABASES.fetch_add(1, Ordering::Relaxed);
+    PgCluster::shared()
+        .create_database(&format!("t{n}"))
+        .expect("createdb on the shared cluster")
 }
 
 /// Whether this process runs as root (effective user id 0).

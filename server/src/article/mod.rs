@@ -7,6 +7,7 @@ pub mod demo;
 pub mod error;
 pub mod grpc;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 pub mod store;
 pub mod watch;

@@ -85,7 +85,6 @@
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::{
     Postgres, Row, Transaction,
     postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow},
@@ -94,7 +93,8 @@ use tokio::{sync::Notify, task::JoinHandle};
 
 use super::{
     Article, ArticleDraft, ArticleError, ListQuery, Page,
-    store::{ArticleStore, Change, ChangeKind, ImportBatch, SequenceBounds, StoreResult},
+    rows::{change_kind, micros, now_micros, search_text, split_tags, time},
+    store::{ArticleStore, Change, ImportBatch, SequenceBounds, StoreResult},
 };
 
 /// Runs under sqlx's migration lock: `pg_advisory_lock` on a key derived
@@ -759,31 +759,6 @@ fn like_escape(needle: &str) -> String {
     escaped
 }
 
-fn search_text(draft: &ArticleDraft) -> String {
-    format!("{}\u{1f}{}", draft.title(), draft.content()).to_lowercase()
-}
-
-fn split_tags(joined: String) -> Vec<String> {
-    if joined.is_empty() {
-        Vec::new()
-    } else {
-        joined.split(',').map(str::to_owned).collect()
-    }
-}
-
-fn now_micros() -> i64 {
-    micros(Utc::now())
-}
-
-fn micros(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-fn time(us: i64) -> StoreResult<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(us)
-        .ok_or_else(|| ArticleError::storage(anyhow::anyhow!("timestamp {us} out of range")))
-}
-
 fn article_from_row(row: &PgRow) -> StoreResult<Article> {
     Ok(Article {
         id: row.try_get("id").pg()?,
@@ -809,23 +784,7 @@ fn change_from_row(row: &PgRow) -> StoreResult<Change> {
                 .unwrap_or_default(),
         ))
     };
-    let article = || article_from_row(row);
-    let kind = match kind.as_str() {
-        "created" => ChangeKind::Created(article()?),
-        "updated" => ChangeKind::Updated {
-            article: article()?,
-            old_tags: old_tags()?,
-        },
-        "deleted" => ChangeKind::Deleted {
-            id,
-            old_tags: old_tags()?,
-        },
-        other => {
-            return Err(ArticleError::storage(anyhow::anyhow!(
-                "unknown change kind {other:?}"
-            )));
-        }
-    };
+    let kind = change_kind(&kind, id, || article_from_row(row), old_tags)?;
     Ok(Change { sequence, kind })
 }
 

@@ -18,7 +18,6 @@ use std::{
 };
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::{
     Connection as _, Row, Sqlite, SqlitePool, Transaction,
     sqlite::{
@@ -29,7 +28,8 @@ use tokio::sync::Notify;
 
 use super::{
     Article, ArticleDraft, ArticleError, ListQuery, Page,
-    store::{ArticleStore, Change, ChangeKind, ImportBatch, SequenceBounds, StoreResult},
+    rows::{change_kind, micros, now_micros, search_text, split_tags, time},
+    store::{ArticleStore, Change, ImportBatch, SequenceBounds, StoreResult},
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -496,10 +496,6 @@ fn sqlite_error(err: sqlx::Error) -> ArticleError {
     }
 }
 
-fn search_text(draft: &ArticleDraft) -> String {
-    format!("{}\u{1f}{}", draft.title(), draft.content()).to_lowercase()
-}
-
 /// The FTS5 query that finds every article whose search text may contain
 /// `needle`: all of its trigrams (every third one and the last suffice: any
 /// text containing the needle has them all), each a quoted string with its
@@ -524,27 +520,6 @@ fn trigram_match(needle: &str) -> Option<String> {
         })
         .collect();
     Some(terms.join(" AND "))
-}
-
-fn split_tags(joined: String) -> Vec<String> {
-    if joined.is_empty() {
-        Vec::new()
-    } else {
-        joined.split(',').map(str::to_owned).collect()
-    }
-}
-
-fn now_micros() -> i64 {
-    micros(Utc::now())
-}
-
-fn micros(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-fn time(us: i64) -> StoreResult<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(us)
-        .ok_or_else(|| ArticleError::storage(anyhow::anyhow!("timestamp {us} out of range")))
 }
 
 fn article_from_row(row: &SqliteRow) -> StoreResult<Article> {
@@ -572,23 +547,7 @@ fn change_from_row(row: &SqliteRow) -> StoreResult<Change> {
                 .unwrap_or_default(),
         ))
     };
-    let article = || article_from_row(row);
-    let kind = match kind.as_str() {
-        "created" => ChangeKind::Created(article()?),
-        "updated" => ChangeKind::Updated {
-            article: article()?,
-            old_tags: old_tags()?,
-        },
-        "deleted" => ChangeKind::Deleted {
-            id,
-            old_tags: old_tags()?,
-        },
-        other => {
-            return Err(ArticleError::storage(anyhow::anyhow!(
-                "unknown change kind {other:?}"
-            )));
-        }
-    };
+    let kind = change_kind(&kind, id, || article_from_row(row), old_tags)?;
     Ok(Change { sequence, kind })
 }
 
