@@ -1,6 +1,6 @@
 //! The plain HTTP side of the port: `/healthz`, `/metrics` (exact counts
 //! from the runtime's own registry) and the static web app with its
-//! `index.html` fallback.
+//! `index.html` fallback for client-side routes.
 
 use grpc_runtime::{Metrics, RuntimeBuilder};
 use testkit::{echo::pb::EchoRequest, grpc_web::frame, prometheus, raw::get};
@@ -100,11 +100,15 @@ async fn the_static_app_serves_its_files_and_index_html_for_unknown_paths() {
     );
 
     // Client-side routes get the app, which then routes itself.
-    for path in ["/articles/42", "/no/such/file.txt"] {
+    for path in ["/articles/42", "/no/such/route"] {
         let reply = send(&app, get(path)).await;
         assert_eq!(reply.status, http::StatusCode::OK, "{path}");
         assert_eq!(text(&reply), "<p>index</p>", "{path}");
     }
+    // A missing file (its name has an extension) is not: index.html under
+    // an asset's name would be kept by the browser as that asset.
+    let reply = send(&app, get("/no/such/file.txt")).await;
+    assert_eq!(reply.status, http::StatusCode::NOT_FOUND);
 
     // The runtime's own paths are not shadowed by the app.
     assert_eq!(text(&send(&app, get("/healthz")).await), "ok\n");
