@@ -93,7 +93,7 @@ use tokio::{sync::Notify, task::JoinHandle};
 
 use super::{
     Article, ArticleDraft, ArticleError, ListQuery, Page,
-    rows::{change_kind, micros, now_micros, search_text, split_tags, time},
+    rows::{self, micros, now_micros, search_text, split_tags},
     store::{ArticleStore, Change, ImportBatch, SequenceBounds, StoreResult},
 };
 
@@ -760,32 +760,11 @@ fn like_escape(needle: &str) -> String {
 }
 
 fn article_from_row(row: &PgRow) -> StoreResult<Article> {
-    Ok(Article {
-        id: row.try_get("id").pg()?,
-        title: row.try_get("title").pg()?,
-        content: row.try_get("content").pg()?,
-        author: row.try_get("author").pg()?,
-        tags: split_tags(row.try_get("tags").pg()?),
-        create_time: time(row.try_get("create_time").pg()?)?,
-        update_time: time(row.try_get("update_time").pg()?)?,
-        version: row.try_get("version").pg()?,
-    })
+    rows::article_from_row(row, pg_error)
 }
 
 fn change_from_row(row: &PgRow) -> StoreResult<Change> {
-    let sequence: i64 = row.try_get("seq").pg()?;
-    let kind: String = row.try_get("kind").pg()?;
-    // `article_id AS id`: the article columns read as `article_from_row` expects.
-    let id: i64 = row.try_get("id").pg()?;
-    let old_tags = || -> StoreResult<Vec<String>> {
-        Ok(split_tags(
-            row.try_get::<Option<String>, _>("old_tags")
-                .pg()?
-                .unwrap_or_default(),
-        ))
-    };
-    let kind = change_kind(&kind, id, || article_from_row(row), old_tags)?;
-    Ok(Change { sequence, kind })
+    rows::change_from_row(row, pg_error)
 }
 
 #[cfg(test)]

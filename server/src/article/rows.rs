@@ -1,14 +1,16 @@
 //! What the two SQL stores (`sqlite`, `postgres`) share about how an
 //! article is stored: tags as one comma-separated column, times as
 //! microseconds since the Unix epoch, the lower-cased search text, and how
-//! a change-log row's kind becomes a [`ChangeKind`]. Reading a column stays
-//! in each store (its row type and its driver's errors differ).
+//! an article row and a change-log row are read — generic over the
+//! driver's row type, with each store's own mapping of its driver's errors.
 
 use chrono::{DateTime, Utc};
 
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
 use super::{
     Article, ArticleDraft, ArticleError,
-    store::{ChangeKind, StoreResult},
+    store::{Change, ChangeKind, StoreResult},
 };
 
 /// Title and content, lower-cased (Unicode-aware, in Rust, the same for
@@ -40,10 +42,64 @@ pub(super) fn time(us: i64) -> StoreResult<DateTime<Utc>> {
         .ok_or_else(|| ArticleError::storage(anyhow::anyhow!("timestamp {us} out of range")))
 }
 
+/// An article from a row with the columns `id, title, content, author,
+/// tags, create_time, update_time, version`; `map` is the store's mapping
+/// of its driver's errors.
+pub(super) fn article_from_row<R>(
+    row: &R,
+    map: fn(sqlx::Error) -> ArticleError,
+) -> StoreResult<Article>
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let int = |column: &str| row.try_get::<i64, _>(column).map_err(map);
+    let text = |column: &str| row.try_get::<String, _>(column).map_err(map);
+    Ok(Article {
+        id: int("id")?,
+        title: text("title")?,
+        content: text("content")?,
+        author: text("author")?,
+        tags: split_tags(text("tags")?),
+        create_time: time(int("create_time")?)?,
+        update_time: time(int("update_time")?)?,
+        version: int("version")?,
+    })
+}
+
+/// A change from a change-log row: `seq`, `kind`, `old_tags`, and the
+/// article's columns as [`article_from_row`] reads them (`article_id AS id`).
+pub(super) fn change_from_row<R>(
+    row: &R,
+    map: fn(sqlx::Error) -> ArticleError,
+) -> StoreResult<Change>
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let sequence = row.try_get::<i64, _>("seq").map_err(map)?;
+    let kind = row.try_get::<String, _>("kind").map_err(map)?;
+    let id = row.try_get::<i64, _>("id").map_err(map)?;
+    let old_tags = || -> StoreResult<Vec<String>> {
+        Ok(split_tags(
+            row.try_get::<Option<String>, _>("old_tags")
+                .map_err(map)?
+                .unwrap_or_default(),
+        ))
+    };
+    let kind = change_kind(&kind, id, || article_from_row(row, map), old_tags)?;
+    Ok(Change { sequence, kind })
+}
+
 /// The change a change-log row of `kind` (`created`, `updated`,
 /// `deleted`) records, reading the article and the old tags only when the
 /// kind has them.
-pub(super) fn change_kind(
+fn change_kind(
     kind: &str,
     id: i64,
     article: impl FnOnce() -> StoreResult<Article>,

@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 
 use super::{
     Article, ArticleDraft, ArticleError, ListQuery, Page,
-    rows::{change_kind, micros, now_micros, search_text, split_tags, time},
+    rows::{self, micros, now_micros, search_text, split_tags},
     store::{ArticleStore, Change, ImportBatch, SequenceBounds, StoreResult},
 };
 
@@ -523,32 +523,11 @@ fn trigram_match(needle: &str) -> Option<String> {
 }
 
 fn article_from_row(row: &SqliteRow) -> StoreResult<Article> {
-    Ok(Article {
-        id: row.try_get("id").lite()?,
-        title: row.try_get("title").lite()?,
-        content: row.try_get("content").lite()?,
-        author: row.try_get("author").lite()?,
-        tags: split_tags(row.try_get("tags").lite()?),
-        create_time: time(row.try_get("create_time").lite()?)?,
-        update_time: time(row.try_get("update_time").lite()?)?,
-        version: row.try_get("version").lite()?,
-    })
+    rows::article_from_row(row, sqlite_error)
 }
 
 fn change_from_row(row: &SqliteRow) -> StoreResult<Change> {
-    let sequence: i64 = row.try_get("seq").lite()?;
-    let kind: String = row.try_get("kind").lite()?;
-    // `article_id AS id`: the article columns read as `article_from_row` expects.
-    let id: i64 = row.try_get("id").lite()?;
-    let old_tags = || -> StoreResult<Vec<String>> {
-        Ok(split_tags(
-            row.try_get::<Option<String>, _>("old_tags")
-                .lite()?
-                .unwrap_or_default(),
-        ))
-    };
-    let kind = change_kind(&kind, id, || article_from_row(row), old_tags)?;
-    Ok(Change { sequence, kind })
+    rows::change_from_row(row, sqlite_error)
 }
 
 #[cfg(test)]
