@@ -24,8 +24,8 @@
 //!   with its own SQLite file and tokens for alice and bob.
 //!
 //! # Features
-//! `kit` (default) is everything above but [`listening`], [`postgres`] and
-//! [`haproxy`]. Without it the crate has no dependencies, for `xtask`. `article` adds the article
+//! `kit` (default) is everything above but [`listening`], [`postgres`],
+//! [`haproxy`] and [`signal`]. Without it the crate has no dependencies, for `xtask`. `article` adds the article
 //! application, and with it `article-server` and sqlx; the runtime's own
 //! tests leave it off.
 
@@ -34,6 +34,7 @@
 pub mod haproxy;
 pub mod listening;
 pub mod postgres;
+pub mod signal;
 
 #[cfg(feature = "kit")]
 pub mod echo;

@@ -245,7 +245,7 @@ impl ServerProcess {
 
     /// Sends `signal` (`TERM`, `INT`, `KILL`, …) with the shell's `kill`.
     pub fn signal(&self, signal: &str) {
-        let status = send_signal(self.pid, signal).expect("the kill command runs");
+        let status = crate::signal::send(self.pid, signal).expect("the kill command runs");
         assert!(status.success(), "kill -s {signal} {} succeeds", self.pid);
     }
 
@@ -284,7 +284,7 @@ impl ServerProcess {
         if let Some(status) = self.child.try_wait()? {
             bail!("it had already exited ({status}){}", self.stderr_tail());
         }
-        let _ = send_signal(self.pid, "TERM");
+        let _ = crate::signal::send(self.pid, "TERM");
         if tokio::time::timeout(grace, self.child.wait())
             .await
             .is_err()
@@ -304,18 +304,4 @@ impl ServerProcess {
             .await
             .expect("a client connects to the printed url")
     }
-}
-
-/// `kill -s SIGNAL PID` through `sh`, whose builtin `kill` exists even where
-/// no `kill` binary is installed (no libc bindings needed).
-fn send_signal(pid: u32, signal: &str) -> std::io::Result<ExitStatus> {
-    std::process::Command::new("sh")
-        .args([
-            "-c",
-            "kill -s \"$1\" \"$2\"",
-            "sh",
-            signal,
-            &pid.to_string(),
-        ])
-        .status()
 }

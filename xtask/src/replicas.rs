@@ -241,7 +241,7 @@ pub(crate) fn run_replicas(opts: &ReplicaOptions) -> Result<()> {
     step("stopping: replicas (SIGTERM, drain), HAProxy, PostgreSQL");
     for replica in &replicas {
         if replica.exited.is_none() {
-            let _ = signal(replica.child.id(), "TERM");
+            let _ = testkit::signal::send(replica.child.id(), "TERM");
         }
     }
     for replica in &mut replicas {
@@ -354,19 +354,6 @@ fn wait_or_kill(child: &mut Child, grace: Duration) -> ExitStatus {
             }
         }
     }
-}
-
-/// `kill -s SIGNAL PID` through `sh`'s builtin (no libc bindings).
-fn signal(pid: u32, signal: &str) -> io::Result<ExitStatus> {
-    Command::new("sh")
-        .args([
-            "-c",
-            "kill -s \"$1\" \"$2\"",
-            "sh",
-            signal,
-            &pid.to_string(),
-        ])
-        .status()
 }
 
 /// 32 hex digits from the kernel's random source.
