@@ -223,8 +223,9 @@ impl PostgresStore {
     }
 
     /// The commit tail of a single write: notify, then take the next
-    /// sequence and record the change in one statement. Nothing may run in
-    /// `tx` after this but COMMIT (see the module doc).
+    /// sequence, add the write's change to the article count, and record
+    /// the change, in one statement. Nothing may run in `tx` after this but
+    /// COMMIT (see the module doc).
     async fn record(
         tx: &mut Transaction<'static, Postgres>,
         kind: &str,
@@ -233,9 +234,14 @@ impl PostgresStore {
         old_tags: Option<&[String]>,
     ) -> StoreResult<()> {
         notify(tx).await?;
+        let delta: i64 = match kind {
+            "created" => 1,
+            "deleted" => -1,
+            _ => 0,
+        };
         let event = bind_event(
             sqlx::query(
-                "WITH s AS (UPDATE article_seq SET seq = seq + 1 RETURNING seq)
+                "WITH s AS (UPDATE article_seq SET seq = seq + 1, articles = articles + $12 RETURNING seq)
                  INSERT INTO article_events
                    (seq, ord, kind, article_id, title, content, author, tags, create_time, update_time, version, old_tags)
                  SELECT s.seq, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM s",
@@ -245,7 +251,8 @@ impl PostgresStore {
             article,
             id,
             old_tags,
-        );
+        )
+        .bind(delta);
         event.execute(&mut **tx).await.pg()?;
         Ok(())
     }
@@ -394,9 +401,10 @@ impl ImportBatch for PostgresImport<'_> {
         if self.added > 0 {
             notify(&mut self.tx).await?;
             // The commit tail: take `added` numbers and give them to this
-            // transaction's own pending rows, the only NULL ones it sees.
+            // transaction's own pending rows, the only NULL ones it sees;
+            // every change of an import creates an article.
             sqlx::query(
-                "WITH s AS (UPDATE article_seq SET seq = seq + $1 RETURNING seq - $1 AS base)
+                "WITH s AS (UPDATE article_seq SET seq = seq + $1, articles = articles + $1 RETURNING seq - $1 AS base)
                  UPDATE article_events e SET seq = s.base + e.ord, ord = NULL
                  FROM s WHERE e.seq IS NULL",
             )
@@ -470,7 +478,13 @@ impl ArticleStore for PostgresStore {
                 "a.create_time DESC, a.id DESC",
             )
         };
-        let count_sql = format!("SELECT COUNT(*) {from}");
+        // Unfiltered: the count kept with the sequence (migration 0003),
+        // not a walk of the whole primary-key index.
+        let count_sql = if values.is_empty() {
+            "SELECT articles FROM article_seq".to_owned()
+        } else {
+            format!("SELECT COUNT(*) {from}")
+        };
         let n = values.len();
         let page_sql = format!(
             "SELECT {ARTICLE_COLUMNS}, ({count_sql}) AS total_count FROM articles
@@ -667,7 +681,7 @@ impl ArticleStore for PostgresStore {
     }
 
     async fn count(&self) -> StoreResult<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM articles")
+        sqlx::query_scalar("SELECT articles FROM article_seq")
             .fetch_one(&self.pool)
             .await
             .pg()
