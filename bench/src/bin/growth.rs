@@ -1,8 +1,10 @@
 //! `growth`: how ListArticles and GetArticle costs grow with the data
 //! (issue 12). For each size (1,000, 100,000, 1,000,000 articles) it
-//! seeds a SQLite database for a release `article-server`, starts that
-//! server on it (the ListArticles cache off, so every call reaches the
-//! database) and reports p50/p99 over gRPC of:
+//! seeds a database for a release `article-server` — a SQLite file, or
+//! with `--store postgres` a database on a throw-away PostgreSQL cluster
+//! (`testkit::postgres::PgCluster`) — starts that server on it (the
+//! ListArticles cache off, so every call reaches the database) and reports
+//! p50/p99 over gRPC of:
 //!
 //! - `rare`: a search for a substring found in about one article,
 //! - `common`: a search for a word in about 5% of the articles, pages 1-20,
@@ -14,12 +16,17 @@
 //! stdout.
 //!
 //! Seeding through gRPC would take hours at a million: the server first
-//! creates and migrates the database, then it is stopped and the `sqlite3`
-//! command-line shell inserts the rows (the schema's own triggers keep any
-//! index in step), then the server starts again for the measurement. The
-//! seeding SQL works on any schema version, so the same run measures an
-//! older server (`--server` of a build of an earlier commit). Titles are
-//! ~40 characters, contents 1-2 KB of pseudo-words, 0-3 tags of 36.
+//! creates and migrates the database, then it is stopped and the rows go
+//! in through the database's own shell, then the server starts again for
+//! the measurement. SQLite: the `sqlite3` shell inserts them (the schema's
+//! own triggers keep any index in step). PostgreSQL: `psql` drops the
+//! secondary indexes the migrations made (read back from `pg_indexes`),
+//! `COPY`s the rows, and builds the same indexes again, which is many times
+//! faster than keeping a trigram GIN index up to date row by row. Either
+//! way the seeding works on any schema version, so the same run measures
+//! an older server (`--server` of a build of an earlier commit). Both
+//! stores get the same articles: titles ~40 characters, contents 1-2 KB of
+//! pseudo-words, 0-3 tags of 36.
 //! Benchmarks are not tests: nothing here asserts a timing.
 
 use std::{
@@ -31,9 +38,10 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use article_bench::process::{Server, command};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
 use serde::Serialize;
+use testkit::postgres::{self as pg, PgCluster};
 use tonic::transport::{Channel, Endpoint};
 
 const TAGS: usize = 36;
@@ -61,11 +69,40 @@ struct Args {
     /// A label for the output (e.g. the commit measured).
     #[arg(long, default_value = "")]
     label: String,
+    /// Which store the server runs on.
+    #[arg(long, value_enum, default_value_t = Store::Sqlite)]
+    store: Store,
+}
+
+#[derive(Clone, Copy, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Store {
+    /// A SQLite file (the embedded default).
+    Sqlite,
+    /// A database on a PostgreSQL cluster of its own, started for the run
+    /// (needs Debian's `postgresql` package, as `cargo xtask test` does).
+    Postgres,
+}
+
+/// Where one size's database lives.
+enum Database {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Database {
+    fn url(&self) -> String {
+        match self {
+            Self::Sqlite(file) => format!("sqlite://{}", file.display()),
+            Self::Postgres(url) => url.clone(),
+        }
+    }
 }
 
 #[derive(Serialize)]
 struct Figures {
     label: String,
+    store: Store,
     articles: usize,
     seed_seconds: f64,
     db_bytes: u64,
@@ -87,11 +124,28 @@ struct Latency {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // One cluster for every size, removed at the end unless --keep.
+    let cluster = match args.store {
+        Store::Sqlite => None,
+        Store::Postgres => {
+            let dir = std::path::absolute(args.work_dir.join("postgres"))?;
+            let _ = std::fs::remove_dir_all(&dir);
+            let options = pg::Options {
+                remove_dir: !args.keep,
+                ..pg::Options::default()
+            };
+            Some(PgCluster::start_with(&dir, options).context("starting PostgreSQL")?)
+        }
+    };
     for &n in &args.sizes {
         let dir = args.work_dir.join(format!("n{n}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let figures = measure(&args, &dir, n).await;
+        let db = match &cluster {
+            None => Database::Sqlite(dir.join("articles.db")),
+            Some(cluster) => Database::Postgres(cluster.create_database(&format!("growth{n}"))?),
+        };
+        let figures = measure(&args, &dir, &db, n).await;
         if !args.keep {
             std::fs::remove_dir_all(&dir)?;
         }
@@ -100,14 +154,16 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn measure(args: &Args, dir: &Path, n: usize) -> anyhow::Result<Figures> {
-    let db = dir.join("articles.db");
+async fn measure(args: &Args, dir: &Path, db: &Database, n: usize) -> anyhow::Result<Figures> {
     // Created and migrated by the server itself.
-    start(args, dir, &db).await?.stop().await?;
+    start(args, dir, db).await?.stop().await?;
     let started = Instant::now();
-    seed(&db, n, args.samples)?;
+    match db {
+        Database::Sqlite(file) => seed_sqlite(file, n, args.samples)?,
+        Database::Postgres(url) => seed_postgres(url, n, args.samples)?,
+    }
     let seed_seconds = started.elapsed().as_secs_f64();
-    let server = start(args, dir, &db).await?;
+    let server = start(args, dir, db).await?;
     let channel = Endpoint::from_shared(format!("http://{}", server.addr))?
         .connect()
         .await?;
@@ -140,13 +196,19 @@ async fn measure(args: &Args, dir: &Path, n: usize) -> anyhow::Result<Figures> {
         }
     }
     server.stop().await?;
-    let db_bytes = ["", "-wal", "-shm"]
-        .iter()
-        .filter_map(|s| std::fs::metadata(format!("{}{s}", db.display())).ok())
-        .map(|m| m.len())
-        .sum();
+    let db_bytes = match db {
+        Database::Sqlite(file) => ["", "-wal", "-shm"]
+            .iter()
+            .filter_map(|s| std::fs::metadata(format!("{}{s}", file.display())).ok())
+            .map(|m| m.len())
+            .sum(),
+        Database::Postgres(url) => psql_value(url, "SELECT pg_database_size(current_database())")?
+            .parse()
+            .context("pg_database_size")?,
+    };
     Ok(Figures {
         label: args.label.clone(),
+        store: args.store,
         articles: n,
         seed_seconds,
         db_bytes,
@@ -158,11 +220,11 @@ async fn measure(args: &Args, dir: &Path, n: usize) -> anyhow::Result<Figures> {
     })
 }
 
-async fn start(args: &Args, dir: &Path, db: &Path) -> anyhow::Result<Server> {
+async fn start(args: &Args, dir: &Path, db: &Database) -> anyhow::Result<Server> {
     let mut cmd = command(&args.server, None);
     cmd.args(["--listen", "127.0.0.1:0", "--list-cache-mib", "0"])
         .arg("--database")
-        .arg(format!("sqlite://{}", db.display()))
+        .arg(db.url())
         .args(["--token", &format!("bench={TOKEN}")]);
     Server::start("article-server", cmd, &dir.join("server.log")).await
 }
@@ -214,9 +276,62 @@ fn latency(mut times: Vec<Duration>, matched: i64) -> Latency {
     }
 }
 
+/// One seeded article.
+struct Row {
+    id: i64,
+    title: String,
+    content: String,
+    tags: Vec<String>,
+    /// Creation and update time, microseconds.
+    time: i64,
+    /// What the server would store as `search_text`: lower-cased
+    /// "title \x1f content".
+    search: String,
+}
+
+/// The `n` articles of a run, the same for every store and every run.
+fn rows(n: usize, rare: usize) -> impl Iterator<Item = Row> {
+    let vocabulary = vocabulary();
+    let mut rng = Rng(42);
+    // Rare words land in articles spread over the whole id range.
+    let rare_every = (n / rare).max(1);
+    let base = 1_700_000_000_000_000_i64;
+    (0..n).map(move |i| {
+        let id = i as i64 + 1;
+        let title = sentence(&mut rng, &vocabulary, 38);
+        let mut content = String::new();
+        let length = 1000 + rng.below(1000);
+        while content.len() < length {
+            content.push_str(&sentence(&mut rng, &vocabulary, 80));
+            content.push_str(". ");
+            if rng.below(60) == 0 {
+                content.push_str(COMMON[rng.below(COMMON.len())]);
+                content.push(' ');
+            }
+        }
+        if i % rare_every == 0 && i / rare_every < rare {
+            content.push_str(&rare_word(i / rare_every));
+        }
+        let mut tags: Vec<String> = (0..rng.below(4))
+            .map(|_| tag_name(rng.below(TAGS)))
+            .collect();
+        tags.sort();
+        tags.dedup();
+        let search = format!("{title}\u{1f}{content}").to_lowercase();
+        Row {
+            id,
+            title,
+            content,
+            tags,
+            time: base + id * 1_000_000,
+            search,
+        }
+    })
+}
+
 /// Inserts `n` articles with the `sqlite3` shell, in transactions of 10,000
 /// rows. `article_tags.create_time` is filled when the schema has it.
-fn seed(db: &Path, n: usize, rare: usize) -> anyhow::Result<()> {
+fn seed_sqlite(db: &Path, n: usize, rare: usize) -> anyhow::Result<()> {
     let has_column = std::process::Command::new("sqlite3")
         .arg(db)
         .arg("SELECT count(*) FROM pragma_table_info('article_tags') WHERE name = 'create_time'")
@@ -248,40 +363,21 @@ fn seed(db: &Path, n: usize, rare: usize) -> anyhow::Result<()> {
             "INSERT INTO articles_fts (articles_fts, rank) VALUES ('hashsize', 268435456);"
         )?;
     }
-    let vocabulary = vocabulary();
-    let mut rng = Rng(42);
-    // Rare words land in articles spread over the whole id range.
-    let rare_every = (n / rare).max(1);
-    let base = 1_700_000_000_000_000_i64;
-    for i in 0..n {
+    for (i, row) in rows(n, rare).enumerate() {
         if i % 10_000 == 0 {
             if i > 0 {
                 writeln!(sql, "COMMIT;")?;
             }
             writeln!(sql, "BEGIN;")?;
         }
-        let id = i as i64 + 1;
-        let title = sentence(&mut rng, &vocabulary, 38);
-        let mut content = String::new();
-        let length = 1000 + rng.below(1000);
-        while content.len() < length {
-            content.push_str(&sentence(&mut rng, &vocabulary, 80));
-            content.push_str(". ");
-            if rng.below(60) == 0 {
-                content.push_str(COMMON[rng.below(COMMON.len())]);
-                content.push(' ');
-            }
-        }
-        if i % rare_every == 0 && i / rare_every < rare {
-            content.push_str(&rare_word(i / rare_every));
-        }
-        let mut tags: Vec<String> = (0..rng.below(4))
-            .map(|_| tag_name(rng.below(TAGS)))
-            .collect();
-        tags.sort();
-        tags.dedup();
-        let time = base + id * 1_000_000;
-        let search = format!("{}\u{1f}{}", title, content).to_lowercase();
+        let Row {
+            id,
+            title,
+            content,
+            tags,
+            time,
+            search,
+        } = row;
         writeln!(
             sql,
             "INSERT INTO articles (id, title, content, author, tags, search_text, create_time, update_time, version) \
@@ -318,6 +414,133 @@ fn seed(db: &Path, n: usize, rare: usize) -> anyhow::Result<()> {
         bail!("sqlite3 seeding failed: {status}");
     }
     Ok(())
+}
+
+/// Loads `n` articles into the PostgreSQL database of `url` with `psql`:
+/// the secondary indexes of `articles` and `article_tags` (whatever the
+/// migrations made) are dropped, the rows `COPY`d in one transaction, the
+/// indexes built again from their own definitions, the id sequence (and
+/// the kept article count, where the schema has one) moved
+/// past the rows, and the tables vacuumed and analysed (as autovacuum
+/// would soon do: index-only scans need the visibility map).
+fn seed_postgres(url: &str, n: usize, rare: usize) -> anyhow::Result<()> {
+    let tag_time = psql_value(
+        url,
+        "SELECT count(*) FROM information_schema.columns \
+         WHERE table_name = 'article_tags' AND column_name = 'create_time'",
+    )? == "1";
+    // Since migration 0003 the store keeps the article count beside the
+    // sequence; COPY bypasses the store, so the seeding sets it.
+    let kept_count = psql_value(
+        url,
+        "SELECT count(*) FROM information_schema.columns \
+         WHERE table_name = 'article_seq' AND column_name = 'articles'",
+    )? == "1";
+    // Indexes not backing a constraint (the primary keys stay).
+    let indexes = psql_value(
+        url,
+        "SELECT string_agg(indexname || E'\\t' || indexdef, E'\\n') FROM pg_indexes \
+         WHERE schemaname = 'public' AND tablename IN ('articles', 'article_tags') \
+         AND indexname NOT IN (SELECT conname FROM pg_constraint)",
+    )?;
+    let indexes: Vec<(&str, &str)> = indexes
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .collect();
+    let mut child = std::process::Command::new(pg::binaries()?.join("psql"))
+        .args(["-q", "-v", "ON_ERROR_STOP=1", url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("running psql")?;
+    let mut sql = std::io::BufWriter::with_capacity(1 << 20, child.stdin.take().unwrap());
+    writeln!(
+        sql,
+        "SET synchronous_commit = off;\nSET maintenance_work_mem = '1GB';\nBEGIN;"
+    )?;
+    for (name, _) in &indexes {
+        writeln!(sql, "DROP INDEX {name};")?;
+    }
+    // COPY's text format: tab between columns, `\\`, tab and newline
+    // escaped. The generated text has none of them but the backslash rule
+    // is kept anyway; U+001F is an ordinary character here.
+    let field = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('\t', "\\t")
+            .replace('\n', "\\n")
+    };
+    writeln!(
+        sql,
+        "COPY articles (id, title, content, author, tags, search_text, create_time, update_time, version) FROM STDIN;"
+    )?;
+    // The tag rows wait until the articles are in (two COPYs in turn).
+    let mut tag_rows = String::new();
+    for row in rows(n, rare) {
+        writeln!(
+            sql,
+            "{}\t{}\t{}\tbench\t{}\t{}\t{}\t{}\t1",
+            row.id,
+            field(&row.title),
+            field(&row.content),
+            row.tags.join(","),
+            field(&row.search),
+            row.time,
+            row.time,
+        )?;
+        for tag in &row.tags {
+            use std::fmt::Write as _;
+            if tag_time {
+                writeln!(tag_rows, "{}\t{tag}\t{}", row.id, row.time)?;
+            } else {
+                writeln!(tag_rows, "{}\t{tag}", row.id)?;
+            }
+        }
+    }
+    writeln!(sql, "\\.")?;
+    if tag_time {
+        writeln!(
+            sql,
+            "COPY article_tags (article_id, tag, create_time) FROM STDIN;"
+        )?;
+    } else {
+        writeln!(sql, "COPY article_tags (article_id, tag) FROM STDIN;")?;
+    }
+    sql.write_all(tag_rows.as_bytes())?;
+    writeln!(sql, "\\.")?;
+    for (_, definition) in &indexes {
+        writeln!(sql, "{definition};")?;
+    }
+    if kept_count {
+        writeln!(sql, "UPDATE article_seq SET articles = {n};")?;
+    }
+    writeln!(
+        sql,
+        "SELECT setval(pg_get_serial_sequence('articles', 'id'), {});\nCOMMIT;\nVACUUM ANALYZE;",
+        n.max(1)
+    )?;
+    sql.flush()?;
+    drop(sql);
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("psql seeding failed: {status}");
+    }
+    Ok(())
+}
+
+/// The one value `query` returns, through `psql`.
+fn psql_value(url: &str, query: &str) -> anyhow::Result<String> {
+    let output = std::process::Command::new(pg::binaries()?.join("psql"))
+        .args(["-XAt", "-v", "ON_ERROR_STOP=1", "-c", query, url])
+        .stdin(Stdio::null())
+        .output()
+        .context("running psql")?;
+    if !output.status.success() {
+        bail!(
+            "psql {query:?}: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 /// Words of 2-9 letters that never contain a common or rare word.
