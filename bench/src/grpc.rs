@@ -97,12 +97,15 @@ pub async fn call(
         .with_context(|| format!("connecting to {addr}"))?;
     stream.set_nodelay(true)?;
     let io = TokioIo::new(stream);
-    let builder = Request::post(format!("http://{addr}{path}"));
     let response = match wire {
         Wire::GrpcWeb => {
             let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
             tokio::spawn(conn);
-            let req = builder
+            // Origin form (`POST /path`), as a client talking to the server
+            // itself sends it; hyper's HTTP/1.1 client writes the URI as
+            // given, and not every server accepts the absolute form (Node's
+            // connect adapter answers it 404).
+            let req = Request::post(path)
                 .header(header::HOST, addr.to_string())
                 .header(header::CONTENT_TYPE, "application/grpc-web+proto")
                 .header("x-grpc-web", "1")
@@ -113,7 +116,7 @@ pub async fn call(
             let (mut sender, conn) =
                 hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
             tokio::spawn(conn);
-            let req = builder
+            let req = Request::post(format!("http://{addr}{path}"))
                 .header(header::CONTENT_TYPE, "application/grpc")
                 .header(header::TE, "trailers")
                 .body(Full::new(body))?;

@@ -33,6 +33,9 @@ pub struct Server {
     pub name: String,
     pub addr: SocketAddr,
     pub pid: u32,
+    /// What it printed before its listening line (a server with a second
+    /// port names it there).
+    pub before_listening: Vec<String>,
     process: ServerProcess,
 }
 
@@ -49,6 +52,7 @@ impl Server {
             name: name.to_owned(),
             addr: process.addr(),
             pid: process.pid(),
+            before_listening: process.before_listening().to_vec(),
             process,
         })
     }

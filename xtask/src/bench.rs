@@ -5,7 +5,7 @@
 
 use std::env;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::USAGE;
@@ -15,7 +15,7 @@ use crate::process::{
     append_flags, display_command, quiet_success, run_command, step, target_dir, workspace_root,
 };
 use crate::tools::{
-    WASM_TARGET, ensure_bindgen_and_opt, ensure_chromedriver, ensure_cluster_tools,
+    WASM_TARGET, ensure_bindgen_and_opt, ensure_chromedriver, ensure_cluster_tools, ensure_node,
     ensure_protobuf_es, find_tool, tool_path,
 };
 use crate::web::build_web;
@@ -37,6 +37,9 @@ use crate::web::build_web;
 /// For the cluster part (run unless `--only` names another part) it
 /// installs PostgreSQL's server binaries and HAProxy (apt-get) when
 /// missing; `article-bench` starts and stops its own throw-away cluster.
+///
+/// For the peers part (run unless `--only` names another part) it builds
+/// the connect-rust and Connect for Node peers (`build_peers`).
 pub(crate) fn bench(args: &[OsString]) -> Result<()> {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         print!("{USAGE}");
@@ -141,6 +144,13 @@ pub(crate) fn bench(args: &[OsString]) -> Result<()> {
         ensure_cluster_tools()?;
     }
 
+    let mut peer_args: Vec<OsString> = Vec::new();
+    if only.as_deref().is_none_or(|part| part == "peers") {
+        let (connect_rust, connect_node) = build_peers(&root)?;
+        peer_args.extend(["--connect-rust-peer".into(), connect_rust.into_os_string()]);
+        peer_args.extend(["--connect-node-peer".into(), connect_node.into_os_string()]);
+    }
+
     step("cargo build --release -p article-server -p article-bench");
     cargo(&[
         "build",
@@ -163,9 +173,43 @@ pub(crate) fn bench(args: &[OsString]) -> Result<()> {
         .arg("--python")
         .arg(&python)
         .args(&browser_args)
+        .args(&peer_args)
         .args(args);
     step(&display_command(&cmd));
     run_command(cmd)
+}
+
+/// Builds the peers of the `peers` part: `bench/peers/connect-rust` (its
+/// own workspace and lock file, so `--manifest-path`, built in release
+/// into `target/peers`) and `bench/peers/connect-node` (`npm ci`, after
+/// installing Node.js and npm with apt-get when missing). Returns the
+/// connect-rust binary and the Node peer's folder.
+fn build_peers(root: &Path) -> Result<(PathBuf, PathBuf)> {
+    step("build the peers (connect-rust in release, Connect for Node with npm ci)");
+    let manifest = root
+        .join("bench")
+        .join("peers")
+        .join("connect-rust")
+        .join("Cargo.toml");
+    let peers_target = target_dir(root).join("peers");
+    let mut build = cargo_command();
+    build
+        .args(["build", "--release", "--locked", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&peers_target);
+    run_command(build)?;
+    let connect_rust = peers_target
+        .join("release")
+        .join(format!("connect-rust-peer{}", env::consts::EXE_SUFFIX));
+
+    ensure_node()?;
+    let connect_node = root.join("bench").join("peers").join("connect-node");
+    let mut npm = Command::new("npm");
+    npm.current_dir(&connect_node)
+        .args(["ci", "--no-audit", "--no-fund"]);
+    run_command(npm)?;
+    Ok((connect_rust, connect_node))
 }
 
 /// Builds `bench/wasm-decode` (prost decoding in the browser) the way Trunk

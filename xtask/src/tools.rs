@@ -3,8 +3,8 @@
 //! clippy and the wasm32 target through rustup), tools from `cargo install`
 //! (trunk, wasm-bindgen-cli, geckodriver), from npm into `target/tools`
 //! (wasm-opt from `binaryen`, protobuf-es; never global) and from apt-get
-//! (chromium and chromedriver; postgresql and haproxy). Installing through
-//! apt-get needs root.
+//! (chromium and chromedriver; postgresql and haproxy; nodejs and npm).
+//! Installing through apt-get needs root.
 
 use std::env;
 use std::ffi::{OsStr, OsString};
@@ -250,6 +250,26 @@ pub(crate) fn ensure_protobuf_es(tools_dir: &Path) -> Result<PathBuf> {
         )?;
     }
     Ok(package.join("dist").join("esm"))
+}
+
+/// Installs Node.js and npm with apt-get when `node` or `npm` is missing
+/// (the benchmark's Connect for Node peer). Debian 12's `nodejs` is 18;
+/// a newer Node already on `PATH` is used as it is.
+pub(crate) fn ensure_node() -> Result<()> {
+    let have_node = quiet_success(Command::new("node").arg("--version"));
+    let have_npm = quiet_success(Command::new("npm").arg("--version"));
+    if have_node && have_npm {
+        println!("    node and npm: present");
+        return Ok(());
+    }
+    let mut update = Command::new("apt-get");
+    update.arg("update");
+    run_command(update)?;
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "--no-install-recommends", "nodejs", "npm"])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run_command(install)
 }
 
 /// Where Debian's `chromium-driver` puts chromedriver.

@@ -1,6 +1,6 @@
 //! The load generators: `oha` for HTTP/1.1 (gRPC-web and the JSON
 //! gateway) and for a cross-check over h2c, `h2load` for native gRPC over
-//! h2c. Each run is preceded by a short warm-up run of the same load, and
+//! h2c (and, in the peers part, for gRPC-web over HTTP/1.1 too). Each run is preceded by a short warm-up run of the same load, and
 //! the server's RSS and CPU are sampled from `/proc` during the measured
 //! run only.
 
@@ -42,6 +42,9 @@ pub enum Load {
     OhaGet { url: String },
     /// h2load, h2c, POST of the framed request as gRPC.
     H2load { url: String },
+    /// h2load, HTTP/1.1 (`--h1`), POST of the framed request as gRPC-web
+    /// (binary): the peers part measures both protocols with one tool.
+    H2loadGrpcWeb { url: String },
 }
 
 impl Load {
@@ -50,6 +53,7 @@ impl Load {
             Load::OhaGrpcWeb { .. } | Load::OhaGet { .. } => "oha, HTTP/1.1",
             Load::OhaGrpcH2 { .. } => "oha, h2c",
             Load::H2load { .. } => "h2load, h2c",
+            Load::H2loadGrpcWeb { .. } => "h2load, HTTP/1.1",
         }
     }
 }
@@ -125,17 +129,23 @@ async fn once(
             let out = output(cmd, log).await?;
             parse_oha(&out)
         }
-        Load::H2load { url } => {
+        Load::H2load { url } | Load::H2loadGrpcWeb { url } => {
             let requests_log = log.with_extension("requests.tsv");
             let mut cmd = process::command(&cfg.h2load, cfg.cpus.as_deref());
             cmd.args(["-D", &format!("{}", secs.ceil() as u64)])
                 .args(["-c", &connections, "-m", "1"])
                 .args(["-t", &cfg.threads.min(cfg.connections).to_string()])
                 .arg("-d")
-                .arg(&cfg.body_file)
-                .args(["-H", "content-type: application/grpc"])
-                .args(["-H", "te: trailers"])
-                .arg(format!("--log-file={}", requests_log.display()))
+                .arg(&cfg.body_file);
+            if let Load::H2loadGrpcWeb { .. } = load {
+                cmd.arg("--h1")
+                    .args(["-H", "content-type: application/grpc-web+proto"])
+                    .args(["-H", "x-grpc-web: 1"]);
+            } else {
+                cmd.args(["-H", "content-type: application/grpc"])
+                    .args(["-H", "te: trailers"]);
+            }
+            cmd.arg(format!("--log-file={}", requests_log.display()))
                 .arg(url);
             let out = output(cmd, log).await?;
             parse_h2load(&out, &std::fs::read_to_string(&requests_log)?)

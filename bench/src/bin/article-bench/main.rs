@@ -25,11 +25,17 @@
 //! one PostgreSQL database behind HAProxy: ListArticles direct and through
 //! the proxy, acknowledged writes on PostgreSQL and SQLite, fan-out to
 //! watchers on every replica; also between markers of its own.
+//!
+//! The peers part (`peers.rs`, `--only peers`) measures this server
+//! against connect-rust and Connect for Node answering the same page from
+//! memory, in alternating rounds on one pinned core; between its own
+//! markers too.
 
 mod browser;
 mod cluster;
 mod load;
 mod overload;
+mod peers;
 mod report;
 mod seed;
 mod wire;
@@ -68,6 +74,10 @@ enum Part {
     /// direct vs through the proxy, acknowledged writes on PostgreSQL vs
     /// SQLite at 1, 8, 64 writers, fan-out to watchers on every replica.
     Cluster,
+    /// This server against connect-rust and Connect for Node (issue 12):
+    /// gRPC-web and gRPC, h2load, every server pinned to one core,
+    /// alternating rounds; between markers of its own in BENCHMARKS.md.
+    Peers,
     /// Only on request: 1×, 2× and 5× the saturating rate of a search,
     /// open loop, with the server's call limit and without; p99 of the
     /// admitted calls, refusals, peak RSS (printed, and in
@@ -160,6 +170,26 @@ struct Args {
     /// (default 3000; 600 with --quick).
     #[arg(long)]
     cluster_watchers: Option<usize>,
+    /// The connect-rust peer's binary (default:
+    /// target/peers/release/connect-rust-peer; built by `cargo xtask bench`).
+    #[arg(long)]
+    connect_rust_peer: Option<PathBuf>,
+    /// The Connect for Node peer's folder, with `node_modules` (default:
+    /// bench/peers/connect-node; `cargo xtask bench` runs `npm ci` there).
+    #[arg(long)]
+    connect_node_peer: Option<PathBuf>,
+    #[arg(long, default_value = "node")]
+    node: PathBuf,
+    /// Rounds of the peers part (default 5; 1 with --quick).
+    #[arg(long)]
+    peer_rounds: Option<usize>,
+    /// Connections of the peers part.
+    #[arg(long, default_value_t = 16)]
+    peer_connections: usize,
+    /// Seconds per measured run of the peers part (default 10; 2 with
+    /// --quick), after 2 s of warm-up (0.5 with --quick).
+    #[arg(long)]
+    peer_duration: Option<f64>,
     /// Page loads for the time to first list (default 10; 3 with --quick).
     #[arg(long)]
     loads: Option<usize>,
@@ -197,7 +227,28 @@ impl Ctx {
         database: &str,
         extra: &[&str],
     ) -> anyhow::Result<Server> {
-        let mut cmd = process::command(&self.server_bin, self.server_cpus.as_deref());
+        self.article_server_on_cpus(name, database, extra, self.server_cpus.as_deref())
+            .await
+    }
+
+    /// The article server on the seeded database, pinned to `cpus`.
+    async fn article_server_pinned(
+        &self,
+        name: &str,
+        cpus: Option<&str>,
+    ) -> anyhow::Result<Server> {
+        self.article_server_on_cpus(name, &self.db_url(), &[], cpus)
+            .await
+    }
+
+    async fn article_server_on_cpus(
+        &self,
+        name: &str,
+        database: &str,
+        extra: &[&str],
+        cpus: Option<&str>,
+    ) -> anyhow::Result<Server> {
+        let mut cmd = process::command(&self.server_bin, cpus);
         cmd.args(["--listen", "127.0.0.1:0", "--database", database])
             .args(["--token", &format!("bench={TOKEN}")])
             .args(extra)
@@ -284,6 +335,7 @@ pub struct Results {
     pub server_variant: Vec<String>,
     pub browser: Option<browser::BrowserResults>,
     pub cluster: Option<cluster::ClusterResults>,
+    pub peers: Option<peers::PeersResults>,
 }
 
 #[tokio::main]
@@ -404,9 +456,34 @@ async fn main() -> anyhow::Result<()> {
             .collect(),
         browser: None,
         cluster: None,
+        peers: None,
     };
     if matches!(args.only, None | Some(Part::Unary | Part::Server)) {
         unary(&ctx, &seeded, args.only == Some(Part::Server), &mut results).await?;
+    }
+    if matches!(args.only, None | Some(Part::Peers)) {
+        step("peers: this server, connect-rust, Connect for Node");
+        let cfg = peers::PeersConfig {
+            quick: args.quick,
+            rounds: args.peer_rounds.unwrap_or(if args.quick { 1 } else { 5 }),
+            connections: args.peer_connections,
+            duration: Duration::from_secs_f64(args.peer_duration.unwrap_or(if args.quick {
+                2.0
+            } else {
+                10.0
+            })),
+            warmup: Duration::from_secs_f64(if args.quick { 0.5 } else { 2.0 }),
+            connect_rust: args
+                .connect_rust_peer
+                .clone()
+                .unwrap_or_else(|| root.join("target/peers/release/connect-rust-peer")),
+            connect_node: args
+                .connect_node_peer
+                .clone()
+                .unwrap_or_else(|| root.join("bench/peers/connect-node")),
+            node: args.node.clone(),
+        };
+        results.peers = Some(peers::run(&ctx, &seeded, &cfg).await?);
     }
     if matches!(args.only, None | Some(Part::Streaming)) {
         let counts = if !args.streams.is_empty() {
@@ -484,7 +561,7 @@ async fn main() -> anyhow::Result<()> {
     });
     // Each part's figures between its own markers: `--only browser` keeps
     // the server results, and the other parts keep the browser's.
-    if !matches!(args.only, Some(Part::Browser | Part::Cluster)) {
+    if !matches!(args.only, Some(Part::Browser | Part::Cluster | Part::Peers)) {
         let section = report::render(&machine, &results);
         report::write(&out, report::BEGIN, report::END, &section)?;
     }
@@ -496,6 +573,10 @@ async fn main() -> anyhow::Result<()> {
         let section = cluster::render(machine.commit(), cluster);
         report::write(&out, cluster::BEGIN, cluster::END, &section)?;
     }
+    if let Some(peers) = &results.peers {
+        let section = peers::render(machine.commit(), peers);
+        report::write(&out, peers::BEGIN, peers::END, &section)?;
+    }
     std::fs::write(
         work.join("results.json"),
         serde_json::to_string_pretty(&serde_json::json!({
@@ -504,10 +585,14 @@ async fn main() -> anyhow::Result<()> {
             "streams": results.streams,
             "browser": results.browser,
             "cluster": results.cluster,
+            "peers": results.peers,
         }))?,
     )?;
     step(&format!("wrote {}", out.display()));
     println!("{}", report::targets_text(&results));
+    if let Some(peers) = &results.peers {
+        println!("{}", peers.targets_text());
+    }
     Ok(())
 }
 
