@@ -356,6 +356,65 @@ async fn twenty_acknowledged_creates_survive_kill_9() {
     server.terminate().await;
 }
 
+/// Writes committed together (group commit) are acknowledged only once
+/// durable: 64 writers keep writing, the server is killed mid-stream, and
+/// every write any of them saw acknowledged is there after the restart.
+#[tokio::test]
+async fn acknowledged_creates_of_64_concurrent_writers_survive_kill_9() {
+    let (dir, db) = temp_dir();
+    let token = format!("alice={ALICE_TOKEN}");
+    let args = ["--token", token.as_str()];
+
+    let mut server = ServerProcess::start(command_with(dir.path(), &db, &args)).await;
+    let client = connect(&server).await;
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..64)
+        .map(|w| {
+            let mut client = client.clone();
+            let acked = acked.clone();
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let request = authed(ALICE_TOKEN, draft(&format!("writer {w} write {n}")));
+                    match client.create_article(request).await {
+                        Ok(response) => acked
+                            .lock()
+                            .unwrap()
+                            .push(response.into_inner().article.expect("the article")),
+                        // The server is gone.
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    wait_for("256 acknowledged writes", || {
+        acked.lock().unwrap().len() >= 256
+    })
+    .await;
+    server.kill_9().await;
+    for writer in writers {
+        writer.await.expect("a writer ends when the server is gone");
+    }
+    drop((client, server));
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+
+    let mut server = ServerProcess::start(command_with(dir.path(), &db, &args)).await;
+    let mut client = connect(&server).await;
+    assert!(total_count(&mut client).await >= acked.len() as i64);
+    for article in &acked {
+        let got = client
+            .get_article(pb::GetArticleRequest { id: article.id })
+            .await
+            .unwrap_or_else(|e| panic!("acknowledged article {} survives kill -9: {e}", article.id))
+            .into_inner()
+            .article
+            .expect("the article is returned");
+        assert_eq!(&got, article);
+    }
+    drop(client);
+    server.terminate().await;
+}
+
 #[tokio::test]
 async fn sigterm_ends_watches_with_unavailable_and_exits_zero() {
     let (dir, db) = temp_dir();

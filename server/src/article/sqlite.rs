@@ -2,18 +2,20 @@
 //! here: WAL with `synchronous=FULL` so an acknowledged write survives a
 //! crash, `BEGIN IMMEDIATE` for writes so concurrent writers queue instead
 //! of failing, and `sqlite::memory:` on a single shared connection.
+//! Creates, updates and deletes go through one writer task that commits
+//! many callers' ops with one fsync, each op keeping its own outcome
+//! (group commit, see [`writer`]); an import is a transaction of its own.
 //!
-//! Limits: a writer queues for at most the busy timeout (10 s), then gets
-//! `Busy` (UNAVAILABLE); an open import holds the lock for its whole
-//! length. With `sqlite::memory:` an open import also holds the one
-//! connection, so reads wait for it too.
+//! Limits: a write waits for at most the busy timeout (10 s) from being
+//! queued, then gets `Busy` (UNAVAILABLE); an open import holds the lock
+//! for its whole length. With `sqlite::memory:` an open import also holds
+//! the one connection, so reads wait for it too.
+
+mod writer;
 
 use std::{
     str::FromStr,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
@@ -26,6 +28,9 @@ use sqlx::{
 };
 use tokio::sync::Notify;
 
+use writer::{Done, Op, Shared, Writer};
+pub use writer::{MAX_BATCH_BYTES, MAX_BATCH_OPS, WRITE_QUEUE, WriteStats};
+
 use super::{
     Article, ArticleDraft, ArticleError, ListQuery, Page,
     rows::{self, micros, now_micros, search_text, split_tags},
@@ -34,17 +39,25 @@ use super::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// How long a write may wait for the write lock (held by an import) before
+/// it is answered `Busy`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the writer's connection waits for the lock per attempt; the
+/// writer then looks at its queue and tries again, until `BUSY_TIMEOUT`.
+const WRITER_LOCK_POLL: Duration = Duration::from_millis(100);
+
 const ARTICLE_COLUMNS: &str = "id, title, content, author, tags, create_time, update_time, version";
 
 /// Articles in one SQLite database.
 pub struct SqliteStore {
     pool: SqlitePool,
     retain: i64,
-    committed: Arc<Notify>,
-    /// Bumped by every commit in this process (see `generation`). The
-    /// server is the only writer of its SQLite file, as the change feed
-    /// already assumes.
-    generation: AtomicU64,
+    /// The generation (bumped by every commit in this process, see
+    /// `generation`: the server is the only writer of its SQLite file, as
+    /// the change feed already assumes), the commit signal and the
+    /// writer's counts.
+    shared: Arc<Shared>,
+    writer: Writer,
 }
 
 impl SqliteStore {
@@ -61,7 +74,7 @@ impl SqliteStore {
         let options = options
             .create_if_missing(true)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(BUSY_TIMEOUT);
         let options = if memory {
             options
         } else {
@@ -80,36 +93,49 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new()
                 .max_connections(8)
-                // After SQLITE_FULL or an I/O error SQLite may already have
-                // rolled the transaction back; sqlx's ROLLBACK then fails and
-                // the connection would stay "in a transaction" for sqlx, and
-                // refuse every later BEGIN. Such a connection is closed (a
-                // fresh one replaces it), so writes work again once the disk
-                // has room, without a restart.
-                .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+                .before_acquire(not_in_transaction)
         }
-        .connect_with(options)
+        .connect_with(options.clone())
         .await?;
         MIGRATOR.run(&pool).await?;
+        // The writer's own connection waits for the lock in short attempts
+        // (see `writer`). In memory there is only the one connection.
+        let writer_pool = if memory {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .before_acquire(not_in_transaction)
+                .connect_with(options.busy_timeout(WRITER_LOCK_POLL))
+                .await?
+        };
+        let shared = Arc::new(Shared::new());
+        let writer = Writer::spawn(writer_pool, shared.clone(), BUSY_TIMEOUT);
         Ok(Self {
             pool,
             retain: retain.max(1000) as i64,
-            committed: Arc::new(Notify::new()),
-            generation: AtomicU64::new(0),
+            shared,
+            writer,
         })
+    }
+
+    /// How many ops the writer committed in how many transactions.
+    pub fn write_stats(&self) -> WriteStats {
+        self.shared.stats()
     }
 
     async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         self.pool.begin_with("BEGIN IMMEDIATE").await.lite()
     }
 
+    /// Commits an import.
     async fn commit(&self, tx: Transaction<'static, Sqlite>) -> StoreResult<()> {
         let committed = tx.commit().await;
         // Bumped whatever the outcome: a failed commit may still have
         // changed something, and a needless bump only costs a cache miss.
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.shared.generation.fetch_add(1, Ordering::AcqRel);
         committed.lite()?;
-        self.committed.notify_one();
+        self.shared.committed.notify_one();
         Ok(())
     }
 
@@ -138,7 +164,6 @@ impl SqliteStore {
     }
 
     async fn record(
-        &self,
         tx: &mut Transaction<'static, Sqlite>,
         kind: &str,
         article: Option<&Article>,
@@ -166,6 +191,18 @@ impl SqliteStore {
     }
 }
 
+/// After SQLITE_FULL or an I/O error SQLite may already have rolled the
+/// transaction back; sqlx's ROLLBACK then fails and the connection would
+/// stay "in a transaction" for sqlx, and refuse every later BEGIN. Such a
+/// connection is closed (a fresh one replaces it), so writes work again
+/// once the disk has room, without a restart.
+fn not_in_transaction(
+    conn: &mut sqlx::SqliteConnection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    Box::pin(async move { Ok(!conn.is_in_transaction()) })
+}
+
 /// An import's open `BEGIN IMMEDIATE` transaction; rolled back on drop.
 struct SqliteImport<'a> {
     store: &'a SqliteStore,
@@ -178,9 +215,7 @@ struct SqliteImport<'a> {
 impl ImportBatch for SqliteImport<'_> {
     async fn add(&mut self, draft: ArticleDraft) -> StoreResult<i64> {
         let article = SqliteStore::insert(&mut self.tx, &self.author, &draft, self.now).await?;
-        self.store
-            .record(&mut self.tx, "created", Some(&article), article.id, None)
-            .await?;
+        SqliteStore::record(&mut self.tx, "created", Some(&article), article.id, None).await?;
         Ok(article.id)
     }
 
@@ -304,12 +339,11 @@ impl ArticleStore for SqliteStore {
     }
 
     async fn create(&self, author: &str, draft: ArticleDraft) -> StoreResult<Article> {
-        let mut tx = self.write_tx().await?;
-        let article = Self::insert(&mut tx, author, &draft, now_micros()).await?;
-        self.record(&mut tx, "created", Some(&article), article.id, None)
-            .await?;
-        self.commit(tx).await?;
-        Ok(article)
+        let author = author.to_owned();
+        match self.writer.write(Op::Create { author, draft }).await? {
+            Done::Article(article) => Ok(article),
+            Done::Deleted => unreachable!("a create answers with its article"),
+        }
     }
 
     async fn update(
@@ -318,58 +352,19 @@ impl ArticleStore for SqliteStore {
         draft: ArticleDraft,
         expected_version: i64,
     ) -> StoreResult<Article> {
-        let mut tx = self.write_tx().await?;
-        let row = sqlx::query("SELECT version, tags FROM articles WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .lite()?
-            .ok_or(ArticleError::NotFound(id))?;
-        let version: i64 = row.try_get("version").lite()?;
-        let old_tags = split_tags(row.try_get("tags").lite()?);
-        if expected_version != 0 && expected_version != version {
-            return Err(ArticleError::VersionConflict {
-                id,
-                expected: expected_version,
-                actual: version,
-            });
+        let op = Op::Update {
+            id,
+            draft,
+            expected_version,
+        };
+        match self.writer.write(op).await? {
+            Done::Article(article) => Ok(article),
+            Done::Deleted => unreachable!("an update answers with its article"),
         }
-        let row = sqlx::query(&format!(
-            "UPDATE articles SET title = ?, content = ?, tags = ?, search_text = ?, update_time = ?, version = version + 1
-             WHERE id = ? RETURNING {ARTICLE_COLUMNS}"
-        ))
-        .bind(draft.title())
-        .bind(draft.content())
-        .bind(draft.tags().join(","))
-        .bind(search_text(&draft))
-        .bind(now_micros())
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await.lite()?;
-        let article = article_from_row(&row)?;
-        sqlx::query("DELETE FROM article_tags WHERE article_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .lite()?;
-        insert_tags(&mut tx, id, micros(article.create_time), draft.tags()).await?;
-        self.record(&mut tx, "updated", Some(&article), id, Some(&old_tags))
-            .await?;
-        self.commit(tx).await?;
-        Ok(article)
     }
 
     async fn delete(&self, id: i64) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        let tags: String = sqlx::query_scalar("DELETE FROM articles WHERE id = ? RETURNING tags")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .lite()?
-            .ok_or(ArticleError::NotFound(id))?;
-        self.record(&mut tx, "deleted", None, id, Some(&split_tags(tags)))
-            .await?;
-        self.commit(tx).await
+        self.writer.write(Op::Delete { id }).await.map(drop)
     }
 
     async fn begin_import(&self, author: &str) -> StoreResult<Box<dyn ImportBatch + '_>> {
@@ -426,16 +421,82 @@ impl ArticleStore for SqliteStore {
     }
 
     fn generation(&self) -> Option<u64> {
-        Some(self.generation.load(Ordering::Acquire))
+        Some(self.shared.generation.load(Ordering::Acquire))
     }
 
     fn committed(&self) -> Arc<Notify> {
-        self.committed.clone()
+        self.shared.committed.clone()
     }
 
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.lite()?;
         Ok(())
+    }
+}
+
+/// Runs one op of the writer's batch inside `tx` (and its savepoint).
+async fn apply(tx: &mut Transaction<'static, Sqlite>, op: &Op) -> StoreResult<Done> {
+    match op {
+        Op::Create { author, draft } => {
+            let article = SqliteStore::insert(tx, author, draft, now_micros()).await?;
+            SqliteStore::record(tx, "created", Some(&article), article.id, None).await?;
+            Ok(Done::Article(article))
+        }
+        Op::Update {
+            id,
+            draft,
+            expected_version,
+        } => {
+            let (id, expected_version) = (*id, *expected_version);
+            let row = sqlx::query("SELECT version, tags FROM articles WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await
+                .lite()?
+                .ok_or(ArticleError::NotFound(id))?;
+            let version: i64 = row.try_get("version").lite()?;
+            let old_tags = split_tags(row.try_get("tags").lite()?);
+            if expected_version != 0 && expected_version != version {
+                return Err(ArticleError::VersionConflict {
+                    id,
+                    expected: expected_version,
+                    actual: version,
+                });
+            }
+            let row = sqlx::query(&format!(
+                "UPDATE articles SET title = ?, content = ?, tags = ?, search_text = ?, update_time = ?, version = version + 1
+                 WHERE id = ? RETURNING {ARTICLE_COLUMNS}"
+            ))
+            .bind(draft.title())
+            .bind(draft.content())
+            .bind(draft.tags().join(","))
+            .bind(search_text(draft))
+            .bind(now_micros())
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await.lite()?;
+            let article = article_from_row(&row)?;
+            sqlx::query("DELETE FROM article_tags WHERE article_id = ?")
+                .bind(id)
+                .execute(&mut **tx)
+                .await
+                .lite()?;
+            insert_tags(tx, id, micros(article.create_time), draft.tags()).await?;
+            SqliteStore::record(tx, "updated", Some(&article), id, Some(&old_tags)).await?;
+            Ok(Done::Article(article))
+        }
+        Op::Delete { id } => {
+            let id = *id;
+            let tags: String =
+                sqlx::query_scalar("DELETE FROM articles WHERE id = ? RETURNING tags")
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .lite()?
+                    .ok_or(ArticleError::NotFound(id))?;
+            SqliteStore::record(tx, "deleted", None, id, Some(&split_tags(tags))).await?;
+            Ok(Done::Deleted)
+        }
     }
 }
 
