@@ -4,9 +4,10 @@
 //! library) and API-agnostic (no generated code of its own).
 //!
 //! * [`Client`] is the transport for a generated client
-//!   (`FooServiceClient::new(Client::same_origin())`): gRPC-web over
-//!   `fetch` via `tonic-web-wasm-client`, enforcing each call's deadline
-//!   (`Request::set_timeout`) in the browser as `DEADLINE_EXCEEDED`, and
+//!   (`FooServiceClient::new(Client::same_origin())`): binary gRPC-web
+//!   over `fetch` (written here for size, see `client.rs`), enforcing each
+//!   call's deadline (`Request::set_timeout`) in the browser as
+//!   `DEADLINE_EXCEEDED`, and
 //!   reporting a failed `fetch` as `UNAVAILABLE`. Dropping a call's future
 //!   or stream aborts its `fetch`.
 //! * [`Error`] is a failed call for a UI: code, message, request id,
@@ -31,6 +32,8 @@
 //!
 //! * Browsers can make only unary and server-streaming calls over
 //!   gRPC-web: no client or bidirectional streams.
+//! * Binary gRPC-web only, no `grpc-web-text` (base64): browsers that
+//!   stream `fetch` bodies (all current ones) do not need it.
 //! * Response headers and trailers (e.g. `x-request-id`) are visible only
 //!   if a cross-origin server exposes them with CORS
 //!   (`Access-Control-Expose-Headers`).
