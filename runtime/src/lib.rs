@@ -112,6 +112,7 @@ mod args;
 mod cors;
 mod dispatch;
 mod drain;
+mod encoded;
 mod limit;
 mod metrics;
 mod observe;
@@ -150,11 +151,13 @@ pub use self::args::RuntimeArgs;
 pub use self::static_app::{Precompressed, precompress};
 pub use self::{
     cors::{CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS},
+    encoded::EncodedMessage,
     metrics::Metrics,
 };
 use self::{
     dispatch::{CorsGate, Dispatch},
     drain::Connections,
+    encoded::SendEncodedLayer,
     limit::MessageLimitLayer,
     observe::ObserveLayer,
     static_app::StaticApp,
@@ -473,6 +476,7 @@ impl RuntimeBuilder {
 
         let services = ServiceBuilder::new()
             .layer(MessageLimitLayer::new(self.settings.max_message_bytes))
+            .layer(SendEncodedLayer)
             .service(routes.routes().prepare().into_axum_router());
         // Refusals of the load shedding are logged and counted, and
         // translated to gRPC-web by tonic-web like any other answer.

@@ -15,6 +15,7 @@ mod common;
 // In-process.
 mod cors;
 mod dispatch;
+mod encoded;
 mod gzip;
 mod limit;
 mod logs;

@@ -10,6 +10,7 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::{StreamExt, TryStreamExt};
+use grpc_runtime::EncodedMessage;
 use prost_types::Timestamp;
 use proto::v1::{self as pb, article_event::Event, article_service_server::ArticleService};
 use tonic::{Request, Response, Status, Streaming};
@@ -127,12 +128,14 @@ impl ArticleService for ArticleGrpc {
         let Some(generation) = generation else {
             return Ok(Response::new(self.list_page(query).await?));
         };
+        // Pages are kept encoded: the runtime sends their bytes as the
+        // message (see `grpc_runtime::EncodedMessage`).
         if let Some(page) = self.lists.get(generation, &query) {
-            return Ok(Response::new(page.as_ref().clone()));
+            return Ok(page.into_response());
         }
-        let page = Arc::new(self.list_page(query.clone()).await?);
+        let page = EncodedMessage::encode(&self.list_page(query.clone()).await?);
         self.lists.insert(generation, query, page.clone());
-        Ok(Response::new(Arc::unwrap_or_clone(page)))
+        Ok(page.into_response())
     }
 
     async fn get_article(
