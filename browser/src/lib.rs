@@ -10,6 +10,9 @@
 //!   `DEADLINE_EXCEEDED`, and
 //!   reporting a failed `fetch` as `UNAVAILABLE`. Dropping a call's future
 //!   or stream aborts its `fetch`.
+//! * [`unary`] awaits a generated client's unary call handed over boxed,
+//!   so that an app's code does not inline tonic's generic call path once
+//!   per call site.
 //! * [`Error`] is a failed call for a UI: code, message, request id,
 //!   `google.rpc.BadRequest` field violations, [`Error::is_retryable`].
 //! * [`Resumable`] follows a server stream described by a [`Resume`]
@@ -56,7 +59,7 @@ mod error;
 mod resume;
 mod time;
 
-pub use client::{Client, ResponseBody};
+pub use client::{Call, Client, ResponseBody, unary};
 pub use error::{Error, Violation};
 pub use resume::{Event, Resumable, Resume, State};
 pub use time::{Sleep, sleep};

@@ -148,12 +148,16 @@ pub async fn list_articles(q: ListQuery) -> Result<pb::ListArticlesResponse, Api
         },
         None,
     )?;
-    Ok(client().list_articles(req).await?.into_inner())
+    Ok(grpc_browser::unary(Box::pin(client().list_articles(req))).await?)
 }
 
 pub async fn get_article(id: i64) -> Result<Article, ApiError> {
     let req = request(pb::GetArticleRequest { id }, None)?;
-    article(client().get_article(req).await?.into_inner().article)
+    article(
+        grpc_browser::unary(Box::pin(client().get_article(req)))
+            .await?
+            .article,
+    )
 }
 
 /// Title, content and tags as typed; the server validates and normalises.
@@ -173,7 +177,11 @@ pub async fn create_article(token: &str, draft: Draft) -> Result<Article, ApiErr
         },
         Some(token),
     )?;
-    article(client().create_article(req).await?.into_inner().article)
+    article(
+        grpc_browser::unary(Box::pin(client().create_article(req)))
+            .await?
+            .article,
+    )
 }
 
 /// Replaces the article unless its version is no longer `expected_version`
@@ -194,12 +202,16 @@ pub async fn update_article(
         },
         Some(token),
     )?;
-    article(client().update_article(req).await?.into_inner().article)
+    article(
+        grpc_browser::unary(Box::pin(client().update_article(req)))
+            .await?
+            .article,
+    )
 }
 
 pub async fn delete_article(token: &str, id: i64) -> Result<(), ApiError> {
     let req = request(pb::DeleteArticleRequest { id }, Some(token))?;
-    client().delete_article(req).await?;
+    grpc_browser::unary(Box::pin(client().delete_article(req))).await?;
     Ok(())
 }
 
