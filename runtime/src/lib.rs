@@ -143,7 +143,9 @@ use tonic::{
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::{Service, ServiceBuilder};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 
 #[cfg(feature = "cli")]
 pub use self::args::RuntimeArgs;
@@ -525,7 +527,7 @@ impl RuntimeBuilder {
         };
         // Request ids outermost, so even CORS preflight answers carry one.
         let service = ServiceBuilder::new()
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(SetRequestIdLayer::x_request_id(NewRequestId))
             .layer(PropagateRequestIdLayer::x_request_id())
             .service(gate);
         let app = Router::new().fallback_service(service);
@@ -536,6 +538,21 @@ impl RuntimeBuilder {
             metrics,
         };
         Ok((assembled, self.on_shutdown))
+    }
+}
+
+/// A random (v4) UUID for a request that brings no `x-request-id`: the
+/// same ids as tower-http's `MakeRequestUuid`, written into a stack buffer
+/// instead of through `to_string` and parsed back (a `String`, the
+/// formatting machinery and a validation pass per call).
+#[derive(Clone, Copy, Debug)]
+struct NewRequestId;
+
+impl MakeRequestId for NewRequestId {
+    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
+        let mut buf = [0; uuid::fmt::Hyphenated::LENGTH];
+        let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+        Some(RequestId::new(http::HeaderValue::from_str(id).ok()?))
     }
 }
 

@@ -68,10 +68,16 @@ impl Metrics {
     /// (`counter!`, `gauge!`, `histogram!`) called inside it, on this thread.
     pub fn record<T>(&self, f: impl FnOnce() -> T) -> T {
         let value = metrics::with_local_recorder(self.recorder.as_ref(), f);
+        self.count_recording();
+        value
+    }
+
+    /// Counts a recording through a kept handle, for the upkeep every
+    /// [`UPKEEP_EVERY`]-th one.
+    pub(crate) fn count_recording(&self) {
         if self.recordings.fetch_add(1, Ordering::Relaxed) % UPKEEP_EVERY == UPKEEP_EVERY - 1 {
             self.upkeep();
         }
-        value
     }
 
     /// Folds the histogram samples recorded so far into their buckets, which

@@ -8,13 +8,15 @@
 //! sees native trailers for both protocols.
 
 use std::{
+    collections::HashMap,
     pin::Pin,
+    sync::{Arc, OnceLock, RwLock},
     task::{Context, Poll, ready},
     time::Instant,
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame};
 use tower::{Layer, Service};
 
@@ -22,15 +24,21 @@ use crate::metrics::Metrics;
 
 /// `grpc-status` of UNIMPLEMENTED.
 const UNIMPLEMENTED: i32 = 12;
+/// The key of UNIMPLEMENTED calls' handles (no path starts with a space).
+const UNKNOWN_PATH: &str = " unknown";
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct ObserveLayer {
     metrics: Metrics,
+    methods: Arc<Methods>,
 }
 
 impl ObserveLayer {
     pub(crate) fn new(metrics: Metrics) -> Self {
-        Self { metrics }
+        Self {
+            metrics,
+            methods: Arc::default(),
+        }
     }
 }
 
@@ -41,24 +49,132 @@ impl<S> Layer<S> for ObserveLayer {
         Observe {
             inner,
             metrics: self.metrics.clone(),
+            methods: self.methods.clone(),
         }
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Observe<S> {
     inner: S,
     metrics: Metrics,
+    methods: Arc<Methods>,
 }
 
 /// What is known about a call until it ends.
 struct Call {
     metrics: Metrics,
-    method: String,
-    request_id: String,
+    methods: Arc<Methods>,
+    method: Method,
+    request_id: Option<HeaderValue>,
     protocol: Protocol,
     start: Instant,
     done: bool,
+}
+
+/// The called path: a method seen before, with its metric handles, or
+/// any other path.
+enum Method {
+    Known(Arc<MethodMetrics>),
+    Other(String),
+}
+
+impl Method {
+    fn path(&self) -> &str {
+        match self {
+            Self::Known(m) => &m.path,
+            Self::Other(path) => path,
+        }
+    }
+}
+
+/// Most methods whose metric handles are kept: a bound, because paths
+/// come from clients (the registry itself only grows by paths that
+/// answered something else than UNIMPLEMENTED, see [`Call::finish`]).
+const MAX_KNOWN_METHODS: usize = 1024;
+
+/// The metric handles of the methods called so far, by path: recording a
+/// call then costs no label strings and no registry lookup (each
+/// `counter!`/`histogram!` built five label strings and hashed them).
+#[derive(Default)]
+struct Methods {
+    by_path: RwLock<HashMap<Box<str>, Arc<MethodMetrics>>>,
+}
+
+impl Methods {
+    fn get(&self, path: &str) -> Option<Arc<MethodMetrics>> {
+        self.by_path
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            .cloned()
+    }
+
+    /// The handles of `path`, registered under `service` and `method`;
+    /// `None` once [`MAX_KNOWN_METHODS`] are kept.
+    fn insert(
+        &self,
+        metrics: &Metrics,
+        path: &str,
+        service: &str,
+        method: &str,
+    ) -> Option<Arc<MethodMetrics>> {
+        let mut by_path = self.by_path.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = by_path.get(path) {
+            return Some(known.clone());
+        }
+        if by_path.len() >= MAX_KNOWN_METHODS {
+            return None;
+        }
+        let handling = metrics.record(|| {
+            metrics::histogram!(
+                "grpc_server_handling_seconds",
+                &[
+                    ("grpc_service", service.to_owned()),
+                    ("grpc_method", method.to_owned())
+                ]
+            )
+        });
+        let known = Arc::new(MethodMetrics {
+            path: path.into(),
+            service: service.into(),
+            method: method.into(),
+            handling,
+            handled: Default::default(),
+        });
+        by_path.insert(path.into(), known.clone());
+        Some(known)
+    }
+}
+
+/// One method's metric handles; a code's counter is made on its first use.
+struct MethodMetrics {
+    path: Box<str>,
+    service: Box<str>,
+    method: Box<str>,
+    handling: metrics::Histogram,
+    handled: [OnceLock<metrics::Counter>; 17],
+}
+
+impl MethodMetrics {
+    fn record(&self, metrics: &Metrics, code: i32, code_name: &'static str, seconds: f64) {
+        let index = usize::try_from(code).ok().filter(|&c| c < 17).unwrap_or(2);
+        self.handled[index]
+            .get_or_init(|| {
+                metrics.record(|| {
+                    let labels = [
+                        ("grpc_service", self.service.to_string()),
+                        ("grpc_method", self.method.to_string()),
+                        ("grpc_code", code_name.to_owned()),
+                    ];
+                    metrics::counter!("grpc_server_handled_total", &labels)
+                })
+            })
+            .increment(1);
+        self.handling.record(seconds);
+        // Histogram samples wait for an upkeep to be folded into buckets.
+        metrics.count_recording();
+    }
 }
 
 impl Call {
@@ -68,20 +184,52 @@ impl Call {
         }
         self.done = true;
         let elapsed = self.start.elapsed();
+        let code_name = code_name(code);
         // UNIMPLEMENTED names a service or method that does not exist (or
         // one that says it is not implemented): its path is whatever the
         // client sent, so it is counted under one label set instead of one
         // per path — otherwise every random path would add series to the
         // registry forever (found by the fuzzer). The log line keeps the path.
-        let (service, method) = if code == UNIMPLEMENTED {
-            ("unknown", "unknown")
-        } else {
-            self.method
-                .trim_start_matches('/')
-                .split_once('/')
-                .unwrap_or(("", &self.method))
+        let known = match (&self.method, code) {
+            (_, UNIMPLEMENTED) => self.methods.get(UNKNOWN_PATH).or_else(|| {
+                self.methods
+                    .insert(&self.metrics, UNKNOWN_PATH, "unknown", "unknown")
+            }),
+            (Method::Known(m), _) => Some(m.clone()),
+            (Method::Other(path), _) => {
+                let (service, method) = path
+                    .trim_start_matches('/')
+                    .split_once('/')
+                    .unwrap_or(("", path));
+                self.methods.insert(&self.metrics, path, service, method)
+            }
         };
-        let code_name = code_name(code);
+        match known {
+            Some(m) => m.record(&self.metrics, code, code_name, elapsed.as_secs_f64()),
+            None => self.record_uncached(code_name, elapsed.as_secs_f64()),
+        }
+        let protocol = self.protocol.as_str();
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
+        let method = self.method.path();
+        let request_id = self
+            .request_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        if matches!(code, 2 | 4 | 13 | 14 | 15) {
+            tracing::warn!(target: "grpc", method = %method, status = code_name, duration_ms, request_id = %request_id, protocol, "call");
+        } else {
+            tracing::info!(target: "grpc", method = %method, status = code_name, duration_ms, request_id = %request_id, protocol, "call");
+        }
+    }
+
+    /// Records through the registry's lookup, past [`MAX_KNOWN_METHODS`].
+    fn record_uncached(&self, code_name: &'static str, seconds: f64) {
+        let path = self.method.path();
+        let (service, method) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or(("", path));
         self.metrics.record(|| {
             let labels = [
                 ("grpc_service", service.to_owned()),
@@ -96,15 +244,8 @@ impl Call {
                     ("grpc_method", method.to_owned())
                 ]
             )
-            .record(elapsed.as_secs_f64());
+            .record(seconds);
         });
-        let protocol = self.protocol.as_str();
-        let duration_ms = elapsed.as_secs_f64() * 1000.0;
-        if matches!(code, 2 | 4 | 13 | 14 | 15) {
-            tracing::warn!(target: "grpc", method = %self.method, status = code_name, duration_ms, request_id = %self.request_id, protocol, "call");
-        } else {
-            tracing::info!(target: "grpc", method = %self.method, status = code_name, duration_ms, request_id = %self.request_id, protocol, "call");
-        }
     }
 }
 
@@ -163,15 +304,16 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let path = req.uri().path();
+        let method = match self.methods.get(path) {
+            Some(known) => Method::Known(known),
+            None => Method::Other(path.to_owned()),
+        };
         let mut call = Call {
             metrics: self.metrics.clone(),
-            method: req.uri().path().to_owned(),
-            request_id: req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-")
-                .to_owned(),
+            methods: self.methods.clone(),
+            method,
+            request_id: req.headers().get("x-request-id").cloned(),
             protocol: req
                 .extensions()
                 .get::<Protocol>()
@@ -249,5 +391,59 @@ where
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_are_kept_for_a_bounded_number_of_paths() {
+        let metrics = Metrics::new();
+        let methods = Methods::default();
+        for i in 0..MAX_KNOWN_METHODS {
+            let path = format!("/pkg.S{i}/M");
+            let known = methods.insert(&metrics, &path, &format!("pkg.S{i}"), "M");
+            assert!(known.is_some(), "{path}");
+        }
+        assert!(
+            methods
+                .insert(&metrics, "/pkg.Full/M", "pkg.Full", "M")
+                .is_none()
+        );
+        // A path kept before is still found.
+        assert_eq!(&*methods.get("/pkg.S0/M").unwrap().service, "pkg.S0");
+    }
+
+    #[test]
+    fn kept_handles_record_under_the_method_and_code_labels() {
+        let metrics = Metrics::new();
+        let methods = Methods::default();
+        let known = methods
+            .insert(&metrics, "/pkg.Svc/Get", "pkg.Svc", "Get")
+            .unwrap();
+        known.record(&metrics, 0, code_name(0), 0.001);
+        known.record(&metrics, 0, code_name(0), 0.001);
+        known.record(&metrics, 5, code_name(5), 0.001);
+        let page = metrics.render();
+        assert!(
+            page.contains(
+                r#"grpc_server_handled_total{grpc_service="pkg.Svc",grpc_method="Get",grpc_code="OK"} 2"#
+            ),
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                r#"grpc_server_handled_total{grpc_service="pkg.Svc",grpc_method="Get",grpc_code="NOT_FOUND"} 1"#
+            ),
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                r#"grpc_server_handling_seconds_count{grpc_service="pkg.Svc",grpc_method="Get"} 3"#
+            ),
+            "{page}"
+        );
     }
 }
