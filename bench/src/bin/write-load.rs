@@ -32,6 +32,11 @@ struct Args {
     /// Seconds of the same load before the measured window.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
+    /// Bytes of content per article; 0 writes one short sentence. Larger
+    /// articles cost the search index more (its trigrams), e.g. 1500 for a
+    /// typical article.
+    #[arg(long, default_value_t = 0)]
+    content_bytes: usize,
     /// A write token of the server.
     #[arg(long, env = "ARTICLE_TOKEN", hide_env_values = true)]
     token: String,
@@ -67,10 +72,40 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// `bytes` of words picked by a small LCG seeded with `seed`, so each
+/// article differs (as real ones do, for the search index) yet runs repeat.
+fn content(bytes: usize, seed: u64) -> String {
+    const WORDS: [&str; 16] = [
+        "article", "writer", "commit", "durable", "sqlite", "index", "search", "group", "fsync",
+        "batch", "server", "client", "latency", "queue", "trigram", "answer",
+    ];
+    if bytes == 0 {
+        return "A small article, written to time acknowledged writes.".into();
+    }
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut text = String::with_capacity(bytes + 16);
+    while text.len() < bytes {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        text.push_str(WORDS[(state >> 60) as usize]);
+        text.push_str(if (state >> 20).is_multiple_of(7) {
+            ". "
+        } else {
+            " "
+        });
+    }
+    text.truncate(bytes);
+    text
+}
+
 async fn writer(
     url: String,
     token: String,
     id: usize,
+    content_bytes: usize,
     window: (Instant, Instant),
 ) -> anyhow::Result<Tally> {
     let channel = Endpoint::from_shared(url)?.connect().await?;
@@ -85,7 +120,7 @@ async fn writer(
         }
         let mut request = tonic::Request::new(pb::CreateArticleRequest {
             title: format!("Write {id}-{n}"),
-            content: "A small article, written to time acknowledged writes.".into(),
+            content: content(content_bytes, ((id as u64) << 32) | n),
             tags: vec!["bench".into()],
         });
         request.metadata_mut().insert("authorization", auth.clone());
@@ -118,6 +153,7 @@ async fn main() -> anyhow::Result<()> {
                 args.url.clone(),
                 args.token.clone(),
                 id,
+                args.content_bytes,
                 (start, end),
             ))
         })
