@@ -14,11 +14,14 @@
 //! Method: h2load for both protocols (`--h1` for gRPC-web), 16
 //! connections with one request in flight each, every server pinned to
 //! the same single core and the load generator to the others; rounds
-//! alternate (this server, connect-rust, Node; gRPC-web then gRPC each),
-//! so a machine loaded by other work weighs on every system alike. Each
-//! row is the median round by req/s; each ratio is the median over rounds
-//! of that round's ratio, in requests per server core. All three servers
-//! stay up for the whole part; only the measured one is loaded.
+//! alternate (this server, connect-rust, Node, the tonic floor; gRPC-web
+//! then gRPC each), so a machine loaded by other work weighs on every
+//! system alike. Each row is the median round by req/s; each ratio is the
+//! median over rounds of that round's ratio, in requests per server core.
+//! All servers stay up for the whole part; only the measured one is
+//! loaded. The tonic floor (`tonic-floor`, bare tonic + tonic-web) is a
+//! reference row without a target: it tells the framework's share of a
+//! gap from this server's own.
 
 use std::{
     fmt::Write as _,
@@ -65,16 +68,25 @@ pub enum System {
     Ours,
     ConnectRust,
     ConnectNode,
+    /// Reference, no target: bare tonic + tonic-web answering the page
+    /// (`tonic-floor`), to split a gap into the framework's part and ours.
+    TonicFloor,
 }
 
 impl System {
-    const ALL: [System; 3] = [System::Ours, System::ConnectRust, System::ConnectNode];
+    const ALL: [System; 4] = [
+        System::Ours,
+        System::ConnectRust,
+        System::ConnectNode,
+        System::TonicFloor,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             System::Ours => "this server",
             System::ConnectRust => "connect-rust",
             System::ConnectNode => "Connect for Node",
+            System::TonicFloor => "tonic floor (reference)",
         }
     }
 
@@ -83,6 +95,7 @@ impl System {
             System::Ours => "ours",
             System::ConnectRust => "connect-rust",
             System::ConnectNode => "connect-node",
+            System::TonicFloor => "tonic-floor",
         }
     }
 }
@@ -213,6 +226,7 @@ struct Servers {
     ours: Server,
     connect_rust: Server,
     connect_node: Server,
+    tonic_floor: Server,
     /// Node's gRPC-web port (its `listening on` line is the h2c port).
     node_web: std::net::SocketAddr,
 }
@@ -223,6 +237,7 @@ impl Servers {
             System::Ours => &self.ours,
             System::ConnectRust => &self.connect_rust,
             System::ConnectNode => &self.connect_node,
+            System::TonicFloor => &self.tonic_floor,
         }
     }
 
@@ -237,7 +252,8 @@ impl Servers {
         let a = self.ours.stop().await;
         let b = self.connect_rust.stop().await;
         let c = self.connect_node.stop().await;
-        a.and(b).and(c)
+        let d = self.tonic_floor.stop().await;
+        a.and(b).and(c).and(d)
     }
 }
 
@@ -278,10 +294,14 @@ async fn start(ctx: &Ctx, cfg: &PeersConfig, cpu: Option<&str>) -> anyhow::Resul
         .context("the Node peer printed no `grpc-web on http://…` line")?
         .parse()
         .context("the Node peer's gRPC-web address")?;
+    let mut cmd = process::command(ctx.bins.join("tonic-floor"), cpu);
+    cmd.arg("--responses").arg(&responses);
+    let tonic_floor = Server::start("tonic-floor", cmd, &ctx.log("peers-tonic-floor")).await?;
     Ok(Servers {
         ours,
         connect_rust,
         connect_node,
+        tonic_floor,
         node_web,
     })
 }
@@ -510,7 +530,7 @@ pub fn render(commit: &str, r: &PeersResults) -> String {
         "Method: the same pre-encoded `ListArticles {{ page_size: 20 }}` to every system, h2load \
          for both protocols (`--h1` for gRPC-web), {} connections with one request in flight \
          each, {} s measured after {} s of warm-up per run. {} {} in turn (this server, \
-         connect-rust, Node; gRPC-web then gRPC in each); all three servers stay up, only the \
+         connect-rust, Node, tonic floor; gRPC-web then gRPC in each); all servers stay up, only the \
          measured one is loaded. Each row is the median round by req/s; each ratio is the median \
          over rounds of that round's ratio, so the machine's load weighs on both sides alike.\n",
         r.connections,
@@ -537,7 +557,9 @@ pub fn render(commit: &str, r: &PeersResults) -> String {
          - **Connect for Node** (`bench/peers/connect-node`, `@connectrpc/connect-node`, types \
          from the API's descriptors at run time): the page decoded once at start, serialized on \
          every call (its handlers return messages); **two ports**, gRPC-web on its own (Node's \
-         cleartext HTTP/2 server takes no HTTP/1.1).\n"
+         cleartext HTTP/2 server takes no HTTP/1.1).\n\
+         - **tonic floor** (reference, no target): bare tonic + tonic-web (`tonic-floor`), a \
+         clone of the decoded page encoded on every call; none of this server's layers.\n"
     );
     let _ = writeln!(
         s,
