@@ -117,6 +117,7 @@ mod limit;
 mod metrics;
 mod observe;
 mod overload;
+mod services;
 mod static_app;
 mod tls;
 
@@ -135,12 +136,7 @@ use anyhow::Context as _;
 use axum::{Router, routing::get};
 use http::{HeaderName, StatusCode};
 use tokio_stream::StreamExt as _;
-use tonic::{
-    body::Body,
-    server::NamedService,
-    service::{Routes, RoutesBuilder},
-    transport::Server,
-};
+use tonic::{body::Body, server::NamedService, service::Routes, transport::Server};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::{Service, ServiceBuilder};
 use tower_http::request_id::{
@@ -162,6 +158,7 @@ use self::{
     encoded::SendEncodedLayer,
     limit::MessageLimitLayer,
     observe::ObserveLayer,
+    services::GrpcServices,
     static_app::StaticApp,
 };
 
@@ -201,7 +198,7 @@ type ShutdownHook = Box<dyn FnOnce() + Send>;
 
 /// Assembles a [`Runtime`]: services, then settings, then [`bind`](Self::bind).
 pub struct RuntimeBuilder {
-    routes: RoutesBuilder,
+    services: GrpcServices,
     names: Vec<&'static str>,
     descriptor_sets: Vec<&'static [u8]>,
     allow_origins: Vec<String>,
@@ -228,7 +225,7 @@ impl RuntimeBuilder {
     /// No services yet; any origin; 4 MiB limit; 10 s drain; plain TCP.
     pub fn new() -> Self {
         Self {
-            routes: RoutesBuilder::default(),
+            services: GrpcServices::default(),
             names: Vec::new(),
             descriptor_sets: Vec::new(),
             allow_origins: Vec::new(),
@@ -294,7 +291,7 @@ impl RuntimeBuilder {
         S::Response: axum::response::IntoResponse,
         S::Future: Send + 'static,
     {
-        self.routes.add_service(svc);
+        self.services.add(svc);
         self.names.push(S::NAME);
         self
     }
@@ -459,8 +456,8 @@ impl RuntimeBuilder {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let health = Health::new(reporter, self.names.clone());
         health.apply(true).await;
-        let mut routes = self.routes;
-        routes.add_service(configure_service!(health_service, self.settings));
+        let mut routes = self.services;
+        routes.add(configure_service!(health_service, self.settings));
         let mut reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
         let mut reflection_v1alpha = tonic_reflection::server::Builder::configure()
@@ -469,8 +466,8 @@ impl RuntimeBuilder {
             reflection_v1 = reflection_v1.register_encoded_file_descriptor_set(fds);
             reflection_v1alpha = reflection_v1alpha.register_encoded_file_descriptor_set(fds);
         }
-        routes.add_service(reflection_v1.build_v1().context("reflection descriptors")?);
-        routes.add_service(
+        routes.add(reflection_v1.build_v1().context("reflection descriptors")?);
+        routes.add(
             reflection_v1alpha
                 .build_v1alpha()
                 .context("reflection descriptors")?,
@@ -479,13 +476,10 @@ impl RuntimeBuilder {
         let services = ServiceBuilder::new()
             .layer(MessageLimitLayer::new(self.settings.max_message_bytes))
             .layer(SendEncodedLayer)
-            .service(routes.routes().prepare().into_axum_router());
+            .service(routes);
         // Refusals of the load shedding are logged and counted, and
         // translated to gRPC-web by tonic-web like any other answer.
-        let limited = overload::limit(
-            Router::new().fallback_service(services),
-            self.max_concurrent_calls,
-        );
+        let limited = overload::limit(services, self.max_concurrent_calls);
         let grpc = ServiceBuilder::new()
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(ObserveLayer::new(metrics.clone()))

@@ -17,8 +17,16 @@
 //! Health checks (`grpc.health.v1.Health`) are never refused: an
 //! overloaded server is busy, not dead.
 
-use axum::{Router, error_handling::HandleErrorLayer, response::IntoResponse as _};
-use tower::{BoxError, ServiceBuilder};
+use std::convert::Infallible;
+
+use axum::{
+    Router,
+    body::Body,
+    error_handling::HandleErrorLayer,
+    response::{IntoResponse as _, Response},
+};
+use http::Request;
+use tower::{BoxError, Service, ServiceBuilder};
 
 /// A default for the machine: 256 calls per core. Admitted calls then
 /// wait at most 256 / (calls per second per core): 13-256 ms for calls of
@@ -31,9 +39,17 @@ pub(crate) fn default_max_concurrent_calls() -> usize {
 
 /// `grpc` with at most `max` calls in progress (0 = no limit) besides
 /// health checks.
-pub(crate) fn limit(grpc: Router, max: usize) -> Router {
+pub(crate) fn limit<S>(grpc: S, max: usize) -> Router
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
     if max == 0 {
-        return grpc;
+        return Router::new().fallback_service(grpc);
     }
     let limited = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(move |_: BoxError| async move {
@@ -47,10 +63,6 @@ pub(crate) fn limit(grpc: Router, max: usize) -> Router {
         .concurrency_limit(max)
         .service(grpc.clone());
     Router::new()
-        // (axum refuses a `Router` as a route's service: hence the wrapper.)
-        .route_service(
-            "/grpc.health.v1.Health/{method}",
-            grpc.into_service::<axum::body::Body>(),
-        )
+        .route_service("/grpc.health.v1.Health/{method}", grpc)
         .fallback_service(limited)
 }
