@@ -11,7 +11,7 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use article_server::article::{
-    Article, ArticleDraft, ArticleError,
+    Article, ArticleDraft, ArticleError, ListQuery,
     sqlite::SqliteStore,
     store::{ArticleStore, ChangeKind},
 };
@@ -329,4 +329,64 @@ async fn a_queued_write_whose_caller_left_is_committed_exactly_once() {
         })
         .collect();
     assert_eq!(titles, ["imported", "abandoned", "later"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_op_failing_half_way_is_rolled_back_to_its_savepoint_alone() {
+    let (dir, store) = store().await;
+    // A create of "poison" fails at its last statement (the change log
+    // row), after its article and tag rows were written.
+    let url = format!("sqlite://{}", dir.path().join("articles.db").display());
+    let mut admin = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER poison BEFORE INSERT ON article_events WHEN new.title LIKE 'poison%'
+         BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    drop(admin);
+    let before = store.write_stats();
+
+    let import = hold_the_lock(&store).await;
+    let titles = ["a", "poison 1", "poison 2", "b", "poison 3"];
+    let mut tasks = Vec::new();
+    for (i, title) in titles.into_iter().enumerate() {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.create("alice", draft(title)).await
+        }));
+        queued(&store, i + 1).await;
+    }
+    import.commit().await.unwrap();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    assert!(results[0].is_ok() && results[3].is_ok(), "{results:?}");
+    for i in [1, 2, 4] {
+        assert!(
+            matches!(results[i], Err(ArticleError::Storage(_))),
+            "{:?}",
+            results[i]
+        );
+    }
+    let after = store.write_stats();
+    assert_eq!(
+        (after.commits - before.commits, after.ops - before.ops),
+        (1, 2)
+    );
+    // Nothing of the failed creates is left: no article, no tag row, and
+    // the search index (kept by triggers) finds none of them.
+    assert_eq!(store.count().await.unwrap(), 1 + 2);
+    let tagged = ListQuery::new(1, 100, String::new(), "gc".into()).unwrap();
+    let page = store.list(&tagged).await.unwrap();
+    let mut titles: Vec<&str> = page.articles.iter().map(|a| a.title.as_str()).collect();
+    titles.sort();
+    assert_eq!(titles, ["a", "b", "imported"]);
+    assert_eq!(page.total_count, 3);
+    let search = ListQuery::new(1, 100, "poison".into(), String::new()).unwrap();
+    assert_eq!(store.list(&search).await.unwrap().total_count, 0);
 }

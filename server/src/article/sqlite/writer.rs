@@ -303,8 +303,9 @@ enum Failure {
 async fn write(mut tx: Transaction<'static, Sqlite>, jobs: Vec<Job>, shared: &Shared) {
     let mut results: Vec<StoreResult<Done>> = Vec::with_capacity(jobs.len());
     let mut broken = None;
+    let mut mark = Mark::None;
     for job in &jobs {
-        match write_one(&mut tx, &job.op).await {
+        match write_one(&mut tx, &mut mark, &job.op).await {
             Ok(done) => results.push(Ok(done)),
             Err(Failure::Own(err)) => results.push(Err(err)),
             Err(Failure::Batch(err)) => {
@@ -351,34 +352,50 @@ async fn write(mut tx: Transaction<'static, Sqlite>, jobs: Vec<Job>, shared: &Sh
     }
 }
 
-async fn write_one(tx: &mut Transaction<'static, Sqlite>, op: &Op) -> Result<Done, Failure> {
-    savepoint(tx, "SAVEPOINT op").await?;
-    match apply(tx, op).await {
-        Ok(done) => {
-            savepoint(tx, "RELEASE op").await?;
-            Ok(done)
-        }
-        Err(err) => {
-            // If SQLite rolled the whole transaction back (a full disk, an
-            // I/O error), the savepoint is gone and this fails.
-            let undone = sqlx::query("ROLLBACK TO op").execute(&mut **tx).await;
-            let released = sqlx::query("RELEASE op").execute(&mut **tx).await;
-            if undone.is_ok() && released.is_ok() {
-                Err(Failure::Own(err))
-            } else {
-                Err(Failure::Batch(err))
-            }
-        }
-    }
+/// Where the savepoint `op` stands. Savepoint statements cost a trip to
+/// the connection's thread each, as any statement does, so they are
+/// combined: `RELEASE op; SAVEPOINT op` moves it past a written op in one
+/// trip; after `ROLLBACK TO op` it still marks the state before the failed
+/// op, which is where the next op starts; `COMMIT` releases it.
+enum Mark {
+    /// No savepoint yet.
+    None,
+    /// The savepoint marks the current state.
+    Here,
+    /// An op was written since the savepoint.
+    Behind,
 }
 
-async fn savepoint(tx: &mut Transaction<'static, Sqlite>, sql: &str) -> Result<(), Failure> {
-    sqlx::query(sql)
-        .execute(&mut **tx)
-        .await
-        .lite()
-        .map(drop)
-        .map_err(Failure::Batch)
+async fn write_one(
+    tx: &mut Transaction<'static, Sqlite>,
+    mark: &mut Mark,
+    op: &Op,
+) -> Result<Done, Failure> {
+    let set = match mark {
+        Mark::None => Some("SAVEPOINT op"),
+        Mark::Behind => Some("RELEASE op; SAVEPOINT op"),
+        Mark::Here => None,
+    };
+    if let Some(sql) = set {
+        sqlx::query(sql)
+            .execute(&mut **tx)
+            .await
+            .lite()
+            .map_err(Failure::Batch)?;
+        *mark = Mark::Here;
+    }
+    match apply(tx, op).await {
+        Ok(done) => {
+            *mark = Mark::Behind;
+            Ok(done)
+        }
+        // If SQLite rolled the whole transaction back (a full disk, an I/O
+        // error), the savepoint is gone and this fails.
+        Err(err) => match sqlx::query("ROLLBACK TO op").execute(&mut **tx).await {
+            Ok(_) => Err(Failure::Own(err)),
+            Err(_) => Err(Failure::Batch(err)),
+        },
+    }
 }
 
 /// The same kind of error for another op of a failed batch (the error
