@@ -117,7 +117,9 @@ async fn unsupported() -> axum::response::Response {
 #[derive(Clone)]
 pub(crate) struct CorsGate {
     pub(crate) with_cors: Router,
-    pub(crate) without: Router,
+    /// Straight to the dispatch: most calls (every native one) take
+    /// this way, so it is not wrapped in a router of its own.
+    pub(crate) without: Dispatch,
     pub(crate) allowed: crate::cors::Origins,
 }
 

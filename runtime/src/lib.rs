@@ -516,7 +516,7 @@ impl RuntimeBuilder {
             with_cors: Router::new()
                 .fallback_service(dispatch.clone())
                 .layer(cors::layer(&allowed, &self.expose_headers)),
-            without: Router::new().fallback_service(dispatch),
+            without: dispatch,
             allowed,
         };
         // Request ids outermost, so even CORS preflight answers carry one.
