@@ -158,6 +158,7 @@ use self::{
     encoded::SendEncodedLayer,
     limit::MessageLimitLayer,
     observe::ObserveLayer,
+    overload::Overload,
     services::GrpcServices,
     static_app::StaticApp,
 };
@@ -479,7 +480,7 @@ impl RuntimeBuilder {
             .service(routes);
         // Refusals of the load shedding are logged and counted, and
         // translated to gRPC-web by tonic-web like any other answer.
-        let limited = overload::limit(services, self.max_concurrent_calls);
+        let limited = Overload::new(services, self.max_concurrent_calls);
         let grpc = ServiceBuilder::new()
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(ObserveLayer::new(metrics.clone()))

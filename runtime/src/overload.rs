@@ -1,9 +1,9 @@
 //! Load shedding: a bound on the gRPC calls being handled at once, and a
 //! fast refusal beyond it instead of a queue.
 //!
-//! tower's `ConcurrencyLimit` holds a permit per call and `LoadShed`
-//! turns "no permit free" into an immediate error, which is answered
-//! UNAVAILABLE (a status clients retry: the call was not started) with a
+//! A call takes a permit of a semaphore, or, when none is free, is
+//! answered at once UNAVAILABLE (a status clients retry: the call was not
+//! started) with a
 //! message naming `--max-concurrent-calls`, in the caller's framing
 //! (tonic-web translates it for gRPC-web). Nothing waits in a queue, so
 //! admitted calls keep their latency and memory stays bounded when the
@@ -17,16 +17,24 @@
 //! Health checks (`grpc.health.v1.Health`) are never refused: an
 //! overloaded server is busy, not dead.
 
-use std::convert::Infallible;
+//!
+//! Written here instead of tower's `ConcurrencyLimit` + `LoadShed` (which
+//! it replaced) because those, with the error handler and the router that
+//! kept health checks apart, cost an allocation and four layers per call
+//! (tower's limit clones a boxed semaphore future for every call); this
+//! is one `try_acquire`.
 
-use axum::{
-    Router,
-    body::Body,
-    error_handling::HandleErrorLayer,
-    response::{IntoResponse as _, Response},
+use std::{
+    convert::Infallible,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
 };
+
+use axum::{body::Body, response::Response};
 use http::Request;
-use tower::{BoxError, Service, ServiceBuilder};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::Service;
 
 /// A default for the machine: 256 calls per core. Admitted calls then
 /// wait at most 256 / (calls per second per core): 13-256 ms for calls of
@@ -37,32 +45,93 @@ pub(crate) fn default_max_concurrent_calls() -> usize {
     256 * cores
 }
 
-/// `grpc` with at most `max` calls in progress (0 = no limit) besides
+/// The path prefix of health checks, which are never refused.
+const HEALTH: &str = "/grpc.health.v1.Health/";
+
+/// `inner` with at most `max` calls in progress (0 = no limit) besides
 /// health checks.
-pub(crate) fn limit<S>(grpc: S, max: usize) -> Router
-where
-    S: Service<Request<Body>, Response = Response, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
-    if max == 0 {
-        return Router::new().fallback_service(grpc);
+#[derive(Clone)]
+pub(crate) struct Overload<S> {
+    inner: S,
+    permits: Option<Arc<Semaphore>>,
+    max: usize,
+}
+
+impl<S> Overload<S> {
+    pub(crate) fn new(inner: S, max: usize) -> Self {
+        Self {
+            inner,
+            permits: (max > 0).then(|| Arc::new(Semaphore::new(max))),
+            max,
+        }
     }
-    let limited = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(move |_: BoxError| async move {
-            let status = tonic::Status::unavailable(format!(
-                "the server is overloaded: {max} calls in progress, the \
-                 --max-concurrent-calls limit; retry later"
-            ));
-            status.into_http::<axum::body::Body>().into_response()
-        }))
-        .load_shed()
-        .concurrency_limit(max)
-        .service(grpc.clone());
-    Router::new()
-        .route_service("/grpc.health.v1.Health/{method}", grpc)
-        .fallback_service(limited)
+}
+
+impl<S, B> Service<Request<B>> for Overload<S>
+where
+    S: Service<Request<B>, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = OverloadFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let permit = match &self.permits {
+            Some(permits) if !req.uri().path().starts_with(HEALTH) => {
+                match permits.clone().try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => return OverloadFuture::Refused { max: self.max },
+                }
+            }
+            _ => None,
+        };
+        OverloadFuture::Admitted {
+            future: self.inner.call(req),
+            permit,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = OverloadProj]
+    pub(crate) enum OverloadFuture<F> {
+        Admitted {
+            #[pin]
+            future: F,
+            // Released with the response headers, when this future ends.
+            permit: Option<OwnedSemaphorePermit>,
+        },
+        Refused { max: usize },
+    }
+}
+
+impl<F> Future for OverloadFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.as_mut().project() {
+            OverloadProj::Admitted { future, permit } => {
+                let response = ready!(future.poll(cx));
+                permit.take();
+                Poll::Ready(response)
+            }
+            OverloadProj::Refused { max } => Poll::Ready(Ok(refusal(*max))),
+        }
+    }
+}
+
+/// UNAVAILABLE naming the flag, as a trailers-only response.
+fn refusal(max: usize) -> Response {
+    tonic::Status::unavailable(format!(
+        "the server is overloaded: {max} calls in progress, the \
+         --max-concurrent-calls limit; retry later"
+    ))
+    .into_http::<Body>()
 }
