@@ -390,3 +390,24 @@ async fn an_op_failing_half_way_is_rolled_back_to_its_savepoint_alone() {
     let search = ListQuery::new(1, 100, "poison".into(), String::new()).unwrap();
     assert_eq!(store.list(&search).await.unwrap().total_count, 0);
 }
+
+/// Takes the store's busy timeout (10 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_waiting_behind_an_import_past_the_busy_timeout_is_refused_and_not_written() {
+    let (_dir, store) = store().await;
+    let import = hold_the_lock(&store).await;
+    let refused = store.create("alice", draft("too late")).await;
+    assert!(matches!(refused, Err(ArticleError::Busy(_))), "{refused:?}");
+    import.commit().await.unwrap();
+    // The writer goes on: the next write commits, the refused one is not there.
+    store.create("alice", draft("next")).await.unwrap();
+    let titles: Vec<String> = all_changes(&store)
+        .await
+        .iter()
+        .map(|c| match &c.kind {
+            ChangeKind::Created(a) => a.title.clone(),
+            other => panic!("only creates: {other:?}"),
+        })
+        .collect();
+    assert_eq!(titles, ["imported", "next"]);
+}
