@@ -42,9 +42,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// How long a write may wait for the write lock (held by an import) before
 /// it is answered `Busy`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the writer's connection waits for the lock per attempt; the
-/// writer then looks at its queue and tries again, until `BUSY_TIMEOUT`.
-const WRITER_LOCK_POLL: Duration = Duration::from_millis(100);
 
 const ARTICLE_COLUMNS: &str = "id, title, content, author, tags, create_time, update_time, version";
 
@@ -106,7 +103,7 @@ impl SqliteStore {
             SqlitePoolOptions::new()
                 .max_connections(1)
                 .before_acquire(not_in_transaction)
-                .connect_with(options.busy_timeout(WRITER_LOCK_POLL))
+                .connect_with(options.busy_timeout(writer::LOCK_POLL))
                 .await?
         };
         let shared = Arc::new(Shared::new());

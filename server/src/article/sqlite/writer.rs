@@ -5,8 +5,9 @@
 //! [`MAX_BATCH_OPS`] ops and about [`MAX_BATCH_BYTES`] bytes of article
 //! text), runs them in one `BEGIN IMMEDIATE` transaction, each inside its
 //! own `SAVEPOINT`, and commits them with one `COMMIT`: one WAL fsync for
-//! the lot instead of one per op. With `synchronous=FULL` that fsync is
-//! most of a write's time, so many concurrent writers share it.
+//! the lot instead of one per op (`synchronous=FULL`), and no race for the
+//! write lock: with a connection per writer, the losers of each race slept
+//! in SQLite's busy handler, so 64 writers were no faster than one.
 //!
 //! What each caller keeps, as if it had had a transaction of its own:
 //! - its own all-or-nothing outcome and its own error: an op that fails is
@@ -65,9 +66,10 @@ pub const MAX_BATCH_OPS: usize = 256;
 /// About the most bytes of article text (titles, contents, tags) in one
 /// transaction; a single larger op still goes alone.
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
-/// How long one attempt to take the write lock waits before the writer
-/// looks at its queue again (expired ops, newcomers to the batch).
-const LOCK_POLL: Duration = Duration::from_millis(100);
+/// How long one attempt to take the write lock waits (the busy timeout of
+/// the writer's connection) before the writer looks at its queue again
+/// (expired ops, newcomers to the batch).
+pub(super) const LOCK_POLL: Duration = Duration::from_millis(100);
 
 /// One write.
 pub(super) enum Op {
