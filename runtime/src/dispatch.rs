@@ -14,9 +14,16 @@ use std::{
     task::{Context, Poll},
 };
 
-use axum::{Router, response::IntoResponse as _};
+use axum::{
+    Router,
+    response::{IntoResponse as _, Response},
+};
+use futures::future::Either;
 use http::{Method, Request, StatusCode, header};
-use tower::Service;
+use tower::{
+    Service, ServiceExt as _,
+    util::{BoxCloneSyncService, Oneshot},
+};
 
 use crate::observe::Protocol;
 
@@ -60,16 +67,20 @@ pub(crate) fn target_of<B>(req: &Request<B>) -> Target {
     }
 }
 
+/// The gRPC side of the port, boxed: a router around it would match the
+/// path once more (and store it as a URL parameter) on every call.
+pub(crate) type GrpcService = BoxCloneSyncService<Request<axum::body::Body>, Response, Infallible>;
+
 /// The three services of the port, and the content-type check between them.
 #[derive(Clone)]
 pub(crate) struct Dispatch {
-    pub(crate) grpc: Router,
+    pub(crate) grpc: GrpcService,
     pub(crate) unsupported: Router,
     pub(crate) http: Router,
 }
 
 impl Dispatch {
-    pub(crate) fn new(grpc: Router, http: Router) -> Self {
+    pub(crate) fn new(grpc: GrpcService, http: Router) -> Self {
         Self {
             grpc,
             unsupported: Router::new().fallback(unsupported),
@@ -79,12 +90,16 @@ impl Dispatch {
 }
 
 impl Service<Request<axum::body::Body>> for Dispatch {
-    type Response = axum::response::Response;
+    type Response = Response;
     type Error = Infallible;
-    type Future = axum::routing::future::RouteFuture<Infallible>;
+    type Future = Either<
+        Oneshot<GrpcService, Request<axum::body::Body>>,
+        axum::routing::future::RouteFuture<Infallible>,
+    >;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // axum routers are always ready.
+        // Each gRPC call makes its own clone ready; axum routers are always
+        // ready.
         Poll::Ready(Ok(()))
     }
 
@@ -93,10 +108,10 @@ impl Service<Request<axum::body::Body>> for Dispatch {
             Target::Grpc(protocol) => {
                 req.extensions_mut().insert(protocol);
                 crate::limit::note_declared_length(&mut req);
-                self.grpc.call(req)
+                Either::Left(self.grpc.clone().oneshot(req))
             }
-            Target::Unsupported => self.unsupported.call(req),
-            Target::Http => self.http.call(req),
+            Target::Unsupported => Either::Right(self.unsupported.call(req)),
+            Target::Http => Either::Right(self.http.call(req)),
         }
     }
 }
@@ -124,9 +139,12 @@ pub(crate) struct CorsGate {
 }
 
 impl Service<Request<axum::body::Body>> for CorsGate {
-    type Response = axum::response::Response;
+    type Response = Response;
     type Error = Infallible;
-    type Future = axum::routing::future::RouteFuture<Infallible>;
+    type Future = Either<
+        <Dispatch as Service<Request<axum::body::Body>>>::Future,
+        axum::routing::future::RouteFuture<Infallible>,
+    >;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -134,9 +152,9 @@ impl Service<Request<axum::body::Body>> for CorsGate {
 
     fn call(&mut self, req: Request<axum::body::Body>) -> Self::Future {
         if crate::cors::refused_origin(&self.allowed, &req) {
-            self.without.call(req)
+            Either::Left(self.without.call(req))
         } else {
-            self.with_cors.call(req)
+            Either::Right(self.with_cors.call(req))
         }
     }
 }

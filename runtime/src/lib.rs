@@ -133,12 +133,12 @@ use std::{
 };
 
 use anyhow::Context as _;
-use axum::{Router, routing::get};
+use axum::{Router, response::IntoResponse, routing::get};
 use http::{HeaderName, StatusCode};
 use tokio_stream::StreamExt as _;
 use tonic::{body::Body, server::NamedService, service::Routes, transport::Server};
 use tonic_health::{ServingStatus, server::HealthReporter};
-use tower::{Service, ServiceBuilder};
+use tower::{Service, ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -485,7 +485,11 @@ impl RuntimeBuilder {
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(ObserveLayer::new(metrics.clone()))
             .service(limited);
-        let grpc = Router::new().fallback_service(grpc);
+        let grpc: dispatch::GrpcService =
+            BoxCloneSyncService::new(ServiceExt::<http::Request<axum::body::Body>>::map_response(
+                grpc,
+                IntoResponse::into_response,
+            ));
 
         let registry = metrics.clone();
         let mut http = Router::new()
