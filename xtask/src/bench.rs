@@ -15,8 +15,8 @@ use crate::process::{
     append_flags, display_command, quiet_success, run_command, step, target_dir, workspace_root,
 };
 use crate::tools::{
-    WASM_TARGET, ensure_bindgen_and_opt, ensure_chromedriver, ensure_cluster_tools, ensure_node,
-    ensure_protobuf_es, find_tool, tool_path,
+    WASM_TARGET, apt_install, ensure_bindgen_and_opt, ensure_chromedriver, ensure_cluster_tools,
+    ensure_node, ensure_protobuf_es, find_tool, tool_path,
 };
 use crate::web::build_web;
 
@@ -40,6 +40,9 @@ use crate::web::build_web;
 ///
 /// For the peers part (run unless `--only` names another part) it builds
 /// the connect-rust and Connect for Node peers (`build_peers`).
+///
+/// The growth part runs only when named (`--only growth`: about an hour on
+/// 2 cores); it installs PostgreSQL and the `sqlite3` shell when missing.
 pub(crate) fn bench(args: &[OsString]) -> Result<()> {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         print!("{USAGE}");
@@ -142,6 +145,16 @@ pub(crate) fn bench(args: &[OsString]) -> Result<()> {
     if only.as_deref().is_none_or(|part| part == "cluster") {
         step("ensure cluster benchmark tools (PostgreSQL, HAProxy)");
         ensure_cluster_tools()?;
+    }
+    // Only on request: it seeds through the stores' own shells.
+    if only.as_deref() == Some("growth") {
+        step("ensure growth benchmark tools (PostgreSQL, sqlite3)");
+        ensure_cluster_tools()?;
+        if quiet_success(Command::new("sqlite3").arg("--version")) {
+            println!("    sqlite3: present");
+        } else {
+            apt_install(&["sqlite3"])?;
+        }
     }
 
     let mut peer_args: Vec<OsString> = Vec::new();

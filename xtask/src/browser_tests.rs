@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use crate::cargo::{cargo, cargo_lock_version, cargo_test_counted};
 use crate::error::{Error, Result, fail};
-use crate::process::{quiet_success, run_command, step, target_dir, workspace_root};
-use crate::tools::{WASM_TARGET, ensure_cargo_tool, find_tool, tool_path};
+use crate::process::{quiet_success, step, target_dir, workspace_root};
+use crate::tools::{WASM_TARGET, apt_install, ensure_cargo_tool, find_tool, tool_path};
 
 /// The browser tests (`grpc-browser`'s `browser/tests/` and `article-web`'s
 /// `web/tests/`): wasm-bindgen-test in headless Chromium and, where it can
@@ -231,13 +231,4 @@ fn metrics(url: &str) -> Option<String> {
     let mut body = String::new();
     stream.read_to_string(&mut body).ok()?;
     Some(body)
-}
-
-fn apt_install(packages: &[&str]) -> Result<()> {
-    let mut update = Command::new("apt-get");
-    update.arg("update");
-    run_command(update)?;
-    let mut install = Command::new("apt-get");
-    install.args(["install", "-y"]).args(packages);
-    run_command(install)
 }

@@ -118,7 +118,8 @@ TASKS:
               --quick       short smoke run (writes target/bench/ instead)
               [--] ARGS...  passed to article-bench (see its --help),
                             e.g. -- --only browser (parts: unary, server,
-                            streaming, browser, overload, cluster)
+                            streaming, browser, cluster, peers; only
+                            when named: overload, growth)
     soak [--minutes N]
             Build release binaries and run N minutes (default 30) of mixed
             traffic (reads, writes, watches opening and closing; gRPC and

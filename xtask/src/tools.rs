@@ -340,3 +340,13 @@ fn stop_default_clusters() {
         }
     }
 }
+
+/// `apt-get update`, then `apt-get install -y PACKAGES` (needs root).
+pub(crate) fn apt_install(packages: &[&str]) -> Result<()> {
+    let mut update = Command::new("apt-get");
+    update.arg("update");
+    run_command(update)?;
+    let mut install = Command::new("apt-get");
+    install.args(["install", "-y"]).args(packages);
+    run_command(install)
+}

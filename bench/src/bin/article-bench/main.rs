@@ -33,6 +33,7 @@
 
 mod browser;
 mod cluster;
+mod growth;
 mod load;
 mod overload;
 mod peers;
@@ -78,6 +79,11 @@ enum Part {
     /// gRPC-web and gRPC, h2load, every server pinned to one core,
     /// alternating rounds; between markers of its own in BENCHMARKS.md.
     Peers,
+    /// Only on request (it seeds a million articles per store): ListArticles
+    /// and GetArticle p50/p99 and the database size at 1,000, 100,000 and
+    /// 1,000,000 articles, SQLite and PostgreSQL (the `growth` binary);
+    /// between markers of its own in BENCHMARKS.md.
+    Growth,
     /// Only on request: 1×, 2× and 5× the saturating rate of a search,
     /// open loop, with the server's call limit and without; p99 of the
     /// admitted calls, refusals, peak RSS (printed, and in
@@ -129,6 +135,17 @@ struct Args {
     /// e.g. `MALLOC_ARENA_MAX=2` for an experiment.
     #[arg(long, value_name = "KEY=VALUE")]
     server_env: Vec<String>,
+    /// Article counts of the growth part (default 1000,100000,1000000;
+    /// 1000,10000 with --quick).
+    #[arg(long, value_delimiter = ',')]
+    growth_sizes: Vec<usize>,
+    /// Stores of the growth part.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+    growth_stores: Vec<String>,
+    /// Calls measured per kind and size in the growth part (default 200;
+    /// 20 with --quick).
+    #[arg(long)]
+    growth_samples: Option<usize>,
     /// Where to write the results.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -424,6 +441,36 @@ async fn main() -> anyhow::Result<()> {
             "{} not found: build it first (`cargo build --release -p article-server`)",
             ctx.server_bin.display()
         );
+    }
+
+    if args.only == Some(Part::Growth) {
+        let cfg = growth::GrowthConfig {
+            sizes: if !args.growth_sizes.is_empty() {
+                args.growth_sizes.clone()
+            } else if args.quick {
+                vec![1000, 10_000]
+            } else {
+                vec![1000, 100_000, 1_000_000]
+            },
+            stores: args.growth_stores.clone(),
+            samples: args
+                .growth_samples
+                .unwrap_or(if args.quick { 20 } else { 200 }),
+        };
+        let figures = growth::run(&ctx, &cfg).await?;
+        growth::save(&work, &figures)?;
+        let out = args.out.clone().unwrap_or_else(|| {
+            if args.quick {
+                work.join("BENCHMARKS.quick.md")
+            } else {
+                root.join("BENCHMARKS.md")
+            }
+        });
+        let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+        let section = growth::render(machine.commit(), &date, &figures);
+        report::write(&out, growth::BEGIN, growth::END, &section)?;
+        step(&format!("wrote {}", out.display()));
+        return Ok(());
     }
 
     step(&format!("seeding {} articles", args.articles));
