@@ -66,6 +66,11 @@ struct Args {
     /// Keep each database after its measurement.
     #[arg(long)]
     keep: bool,
+    /// Measure the SQLite databases a run with --keep left in --work-dir
+    /// instead of seeding new ones (e.g. to measure again once the machine
+    /// is quiet).
+    #[arg(long)]
+    reuse: bool,
     /// A label for the output (e.g. the commit measured).
     #[arg(long, default_value = "")]
     label: String,
@@ -139,7 +144,10 @@ async fn main() -> anyhow::Result<()> {
     };
     for &n in &args.sizes {
         let dir = args.work_dir.join(format!("n{n}"));
-        let _ = std::fs::remove_dir_all(&dir);
+        let reused = args.reuse && matches!(args.store, Store::Sqlite);
+        if !reused {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         std::fs::create_dir_all(&dir)?;
         let db = match &cluster {
             None => Database::Sqlite(dir.join("articles.db")),
@@ -155,12 +163,20 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn measure(args: &Args, dir: &Path, db: &Database, n: usize) -> anyhow::Result<Figures> {
-    // Created and migrated by the server itself.
-    start(args, dir, db).await?.stop().await?;
     let started = Instant::now();
     match db {
-        Database::Sqlite(file) => seed_sqlite(file, n, args.samples)?,
-        Database::Postgres(url) => seed_postgres(url, n, args.samples)?,
+        Database::Sqlite(file) if args.reuse && file.is_file() => {}
+        Database::Sqlite(file) if args.reuse => {
+            bail!("--reuse: no database at {}", file.display())
+        }
+        _ => {
+            // Created and migrated by the server itself.
+            start(args, dir, db).await?.stop().await?;
+            match db {
+                Database::Sqlite(file) => seed_sqlite(file, n, args.samples)?,
+                Database::Postgres(url) => seed_postgres(url, n, args.samples)?,
+            }
+        }
     }
     let seed_seconds = started.elapsed().as_secs_f64();
     let server = start(args, dir, db).await?;
