@@ -28,6 +28,13 @@ pub fn SignInBox() -> impl IntoView {
         }
     });
 
+    // Memos, as `<Show>` would keep: a view is built when its condition
+    // changes, not again whenever a signal it reads is set (the form keeps
+    // its focus while the prompt changes). See `pages/detail.rs` on
+    // `<Show>`'s size.
+    let signed_in = Memo::new(move |_| session.signed_in());
+    let open = Memo::new(move |_| is_open());
+
     let submit = move |ev: ev::SubmitEvent| {
         ev.prevent_default();
         let token = draft.get_untracked();
@@ -41,10 +48,9 @@ pub fn SignInBox() -> impl IntoView {
 
     view! {
         <div class="sign-in">
-            <Show
-                when=move || session.signed_in()
-                fallback=move || {
-                    view! {
+            {move || {
+                if !signed_in.get() {
+                    return view! {
                         <button
                             type="button"
                             class="secondary"
@@ -58,69 +64,77 @@ pub fn SignInBox() -> impl IntoView {
                             "Sign in"
                         </button>
                     }
+                    .into_any();
                 }
-            >
-                <span class="signed-in" data-testid="signed-in">
-                    "Signed in"
-                </span>
-                <button
-                    type="button"
-                    class="link"
-                    data-testid="sign-out"
-                    on:click=move |_| session.sign_out()
-                >
-                    "Sign out"
-                </button>
-            </Show>
-            <Show when=is_open>
-                <form
-                    id="sign-in-form"
-                    class="sign-in-form"
-                    data-testid="sign-in-form"
-                    on:submit=submit
-                    on:keydown=move |ev: ev::KeyboardEvent| {
-                        if ev.key() == "Escape" {
-                            close();
-                        }
-                    }
-                >
-                    {move || {
-                        session
-                            .prompt
-                            .get()
-                            .map(|reason| {
-                                view! {
-                                    <p class="sign-in-reason" role="alert" data-testid="sign-in-reason">
-                                        {reason}
-                                    </p>
+                view! {
+                    <span class="signed-in" data-testid="signed-in">
+                        "Signed in"
+                    </span>
+                    <button
+                        type="button"
+                        class="link"
+                        data-testid="sign-out"
+                        on:click=move |_| session.sign_out()
+                    >
+                        "Sign out"
+                    </button>
+                }
+                .into_any()
+            }}
+            {move || {
+                open.get()
+                    .then(|| {
+                        view! {
+                            <form
+                                id="sign-in-form"
+                                class="sign-in-form"
+                                data-testid="sign-in-form"
+                                on:submit=submit
+                                on:keydown=move |ev: ev::KeyboardEvent| {
+                                    if ev.key() == "Escape" {
+                                        close();
+                                    }
                                 }
-                            })
-                    }}
-                    <label for="sign-in-token">"Write token"</label>
-                    <input
-                        id="sign-in-token"
-                        type="password"
-                        autocomplete="off"
-                        spellcheck="false"
-                        aria-describedby="sign-in-hint"
-                        data-testid="sign-in-token"
-                        node_ref=input
-                        prop:value=draft
-                        on:input=move |ev| draft.set(event_target_value(&ev))
-                    />
-                    <p id="sign-in-hint" class="hint">
-                        "The token article-server printed when it started. It stays in this browser."
-                    </p>
-                    <div class="button-row">
-                        <button type="submit" data-testid="sign-in-submit">
-                            "Sign in"
-                        </button>
-                        <button type="button" class="secondary" on:click=move |_| close()>
-                            "Cancel"
-                        </button>
-                    </div>
-                </form>
-            </Show>
+                            >
+                                {move || {
+                                    session
+                                        .prompt
+                                        .get()
+                                        .map(|reason| {
+                                            view! {
+                                                <p class="sign-in-reason" role="alert" data-testid="sign-in-reason">
+                                                    {reason}
+                                                </p>
+                                            }
+                                        })
+                                }}
+                                <label for="sign-in-token">"Write token"</label>
+                                <input
+                                    id="sign-in-token"
+                                    type="password"
+                                    autocomplete="off"
+                                    spellcheck="false"
+                                    aria-describedby="sign-in-hint"
+                                    data-testid="sign-in-token"
+                                    node_ref=input
+                                    prop:value=draft
+                                    on:input=move |ev| draft.set(event_target_value(&ev))
+                                />
+                                <p id="sign-in-hint" class="hint">
+                                    "The token article-server printed when it started. It stays in this browser."
+                                </p>
+                                <div class="button-row">
+                                    <button type="submit" data-testid="sign-in-submit">
+                                        "Sign in"
+                                    </button>
+                                    <button type="button" class="secondary" on:click=move |_| close()>
+                                        "Cancel"
+                                    </button>
+                                </div>
+                            </form>
+                        }
+                    })
+            }}
         </div>
     }
 }
