@@ -26,6 +26,7 @@
 //! * Unary responses only (a stream's messages are encoded as they come).
 
 use std::{
+    marker::PhantomData,
     pin::Pin,
     task::{Context, Poll, ready},
 };
@@ -39,16 +40,50 @@ use tower::{Layer, Service};
 /// `grpc-encoding`, set by tonic when it compresses the response.
 const GRPC_ENCODING: &str = "grpc-encoding";
 
-/// A protobuf message encoded once, framed as gRPC sends it (a flag byte,
-/// the length as 4 bytes big-endian, the message). Cheap to clone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EncodedMessage {
+/// A protobuf message of type `M` encoded once, framed as gRPC sends it (a
+/// flag byte, the length as 4 bytes big-endian, the message). Cheap to
+/// clone. The type parameter ties the bytes to the message type they were
+/// encoded from, so a handler can only answer them where that type is the
+/// method's response.
+pub struct EncodedMessage<M> {
     frame: Bytes,
+    message: PhantomData<fn() -> M>,
 }
 
-impl EncodedMessage {
+/// What [`EncodedMessage::into_response`] leaves in the response's
+/// extensions for the layer: the frame, whatever its message type.
+#[derive(Clone)]
+struct EncodedFrame(Bytes);
+
+impl<M> Clone for EncodedMessage<M> {
+    fn clone(&self) -> Self {
+        Self {
+            frame: self.frame.clone(),
+            message: PhantomData,
+        }
+    }
+}
+
+impl<M> std::fmt::Debug for EncodedMessage<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedMessage")
+            .field("message", &std::any::type_name::<M>())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl<M> PartialEq for EncodedMessage<M> {
+    fn eq(&self, other: &Self) -> bool {
+        self.frame == other.frame
+    }
+}
+
+impl<M> Eq for EncodedMessage<M> {}
+
+impl<M: prost::Message> EncodedMessage<M> {
     /// Encodes `message` into one buffer of its exact framed size.
-    pub fn encode(message: &impl prost::Message) -> Self {
+    pub fn encode(message: &M) -> Self {
         let len = message.encoded_len();
         let mut frame = BytesMut::with_capacity(5 + len);
         frame.put_u8(0);
@@ -58,9 +93,12 @@ impl EncodedMessage {
             .expect("the buffer was reserved to the message's size");
         Self {
             frame: frame.freeze(),
+            message: PhantomData,
         }
     }
+}
 
+impl<M> EncodedMessage<M> {
     /// The encoded message's size in bytes (without the 5-byte frame
     /// header).
     pub fn len(&self) -> usize {
@@ -80,9 +118,12 @@ impl EncodedMessage {
     /// A response of a unary method that sends these bytes as its message
     /// (see the module docs): `M::default()` is only a placeholder, never
     /// encoded, when the service is mounted on the runtime.
-    pub fn into_response<M: Default>(self) -> tonic::Response<M> {
+    pub fn into_response(self) -> tonic::Response<M>
+    where
+        M: Default,
+    {
         let mut response = tonic::Response::new(M::default());
-        response.extensions_mut().insert(self);
+        response.extensions_mut().insert(EncodedFrame(self.frame));
         response
     }
 }
@@ -143,12 +184,12 @@ where
 }
 
 fn swap(mut response: Response<Body>) -> Response<Body> {
-    let Some(encoded) = response.extensions_mut().remove::<EncodedMessage>() else {
+    let Some(EncodedFrame(encoded)) = response.extensions_mut().remove::<EncodedFrame>() else {
         return response;
     };
     let frame = match response.headers().get(GRPC_ENCODING) {
-        None => Ok(encoded.frame),
-        Some(v) if v == "gzip" => gzip(&encoded.frame[5..]),
+        None => Ok(encoded),
+        Some(v) if v == "gzip" => gzip(&encoded[5..]),
         Some(other) => Err(format!("no encoder of {other:?} for an encoded message")),
     };
     let (parts, _placeholder) = response.into_parts();

@@ -28,6 +28,7 @@ use std::{
 };
 
 use grpc_runtime::EncodedMessage;
+use proto::v1::ListArticlesResponse;
 
 use super::ListQuery;
 
@@ -46,7 +47,7 @@ pub struct ListCache {
 struct Pages {
     generation: u64,
     bytes: usize,
-    pages: HashMap<ListQuery, EncodedMessage>,
+    pages: HashMap<ListQuery, EncodedMessage<ListArticlesResponse>>,
 }
 
 /// Hit and miss counts since start.
@@ -76,7 +77,11 @@ impl ListCache {
     }
 
     /// The page for `query` if it was read under `generation`.
-    pub fn get(&self, generation: u64, query: &ListQuery) -> Option<EncodedMessage> {
+    pub fn get(
+        &self,
+        generation: u64,
+        query: &ListQuery,
+    ) -> Option<EncodedMessage<ListArticlesResponse>> {
         let hit = {
             let pages = self.lock();
             (pages.generation == generation)
@@ -94,7 +99,12 @@ impl ListCache {
 
     /// Keeps `page`, read from the store under `generation`. A page read
     /// under an older generation than the newest seen is dropped.
-    pub fn insert(&self, generation: u64, query: ListQuery, page: EncodedMessage) {
+    pub fn insert(
+        &self,
+        generation: u64,
+        query: ListQuery,
+        page: EncodedMessage<ListArticlesResponse>,
+    ) {
         let size = page.len();
         if size > self.budget {
             return;
@@ -131,7 +141,7 @@ impl ListCache {
 #[cfg(test)]
 mod tests {
     use prost::Message as _;
-    use proto::v1::{Article, ListArticlesResponse};
+    use proto::v1::Article;
 
     use super::*;
 
@@ -143,7 +153,7 @@ mod tests {
         }
     }
 
-    fn page(title: &str) -> EncodedMessage {
+    fn page(title: &str) -> EncodedMessage<ListArticlesResponse> {
         EncodedMessage::encode(&ListArticlesResponse {
             articles: vec![Article {
                 title: title.to_owned(),
@@ -153,7 +163,7 @@ mod tests {
         })
     }
 
-    fn title(page: EncodedMessage) -> String {
+    fn title(page: EncodedMessage<ListArticlesResponse>) -> String {
         let page = ListArticlesResponse::decode(page.message_bytes()).unwrap();
         page.articles[0].title.clone()
     }
