@@ -6,7 +6,9 @@
 #   bench/profile/percall.sh [--bin DIR] [--data DIR] [--out DIR] [-n CALLS]
 #
 # DIR of --bin holds article-server, tonic-floor and limit-server (default
-# target/release); --data is an article-bench work dir with articles.db,
+# target/release); connect-rust-peer (`--servers connect-rust-peer`) is
+# taken from --peers DIR (default target/peers/release, where
+# `cargo xtask bench` builds it); --data is an article-bench work dir with articles.db,
 # list_request.bin and limit/ (default target/bench, left by
 # `article-bench --only server`). For each server and protocol (gRPC-web
 # over HTTP/1.1, gRPC over h2c) it starts the server under callgrind,
@@ -18,6 +20,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 bin=$root/target/release
+peers=$root/target/peers/release
 data=$root/target/bench
 out=$root/target/profile
 calls=2000
@@ -26,6 +29,7 @@ servers="article-server tonic-floor limit-server"
 while [ $# -gt 0 ]; do
   case $1 in
     --bin) bin=$2; shift 2 ;;
+    --peers) peers=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     -n) calls=$2; shift 2 ;;
@@ -84,9 +88,11 @@ for server in $servers; do
         ;;
       *) args=(--listen 127.0.0.1:0 --responses "$data/limit") ;;
     esac
+    exe=$bin/$server
+    [ "$server" = connect-rust-peer ] && exe=$peers/$server
     : >"$run/stdout"
     valgrind --tool=callgrind --callgrind-out-file="$run/callgrind.out" \
-      "$bin/$server" "${args[@]}" >"$run/stdout" 2>"$run/stderr" &
+      "$exe" "${args[@]}" >"$run/stdout" 2>"$run/stderr" &
     pid=$!
     url=
     for _ in $(seq 600); do

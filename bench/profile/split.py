@@ -25,6 +25,7 @@ LAYERS = [
     ("h2 + hyper HTTP/2", r"(^|[<( ,&])(h2::|hyper::proto::h2)"),
     ("hyper (other)", r"hyper::"),
     ("hyper-util auto", r"hyper_util::"),
+    ("connect-rust (connectrpc, buffa)", r"(connectrpc::|buffa::|connect_rust_peer::)"),
     ("runtime: request id (uuid, tower-http)", r"(uuid::|tower_http::request_id|rand::|getrandom)"),
     ("runtime: CORS (tower-http)", r"(tower_http::cors|grpc_runtime::cors)"),
     ("runtime: dispatch", r"grpc_runtime::dispatch"),
