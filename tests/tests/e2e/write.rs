@@ -140,6 +140,20 @@ async fn create_with_a_validation_error_then_others_see_it_live_until_it_is_dele
     .await;
     watcher.wait_for_total(total_before + 1).await;
     watcher.assert_not_reloaded().await;
+    // Only the newcomer is highlighted (`class:fresh` on its row).
+    let fresh_rows = format!(
+        "return Array.from(document.querySelectorAll('{}.fresh'), r => Number(r.dataset.id));",
+        testid("article-row")
+    );
+    wait_for("only the new row highlighted", async || {
+        let fresh = watcher.js(&fresh_rows).await;
+        if fresh == serde_json::json!([id]) {
+            Ok(())
+        } else {
+            Err(format!("fresh rows {fresh}"))
+        }
+    })
+    .await;
 
     // A third session has the article open when it is deleted.
     let reader = driver.browser().await;
