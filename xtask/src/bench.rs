@@ -78,18 +78,7 @@ pub(crate) fn bench(args: &[OsString]) -> Result<()> {
     if quiet_success(Command::new("h2load").arg("--version")) {
         println!("    h2load: present");
     } else {
-        let install = || {
-            let mut cmd = Command::new("apt-get");
-            cmd.args(["install", "-y", "nghttp2-client"]);
-            run_command(cmd)
-        };
-        if install().is_err() {
-            // Fresh machines may have no package lists yet.
-            let mut update = Command::new("apt-get");
-            update.arg("update");
-            run_command(update)?;
-            install()?;
-        }
+        apt_install(&["nghttp2-client"])?;
     }
 
     let venv = target_dir(&root).join("bench-venv");

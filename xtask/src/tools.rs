@@ -262,14 +262,7 @@ pub(crate) fn ensure_node() -> Result<()> {
         println!("    node and npm: present");
         return Ok(());
     }
-    let mut update = Command::new("apt-get");
-    update.arg("update");
-    run_command(update)?;
-    let mut install = Command::new("apt-get");
-    install
-        .args(["install", "-y", "--no-install-recommends", "nodejs", "npm"])
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    run_command(install)
+    apt_install(&["--no-install-recommends", "nodejs", "npm"])
 }
 
 /// Where Debian's `chromium-driver` puts chromedriver.
@@ -282,12 +275,7 @@ pub(crate) fn ensure_chromedriver() -> Result<()> {
         println!("    chromium and chromedriver: present");
         return Ok(());
     }
-    let mut update = Command::new("apt-get");
-    update.arg("update");
-    run_command(update)?;
-    let mut install = Command::new("apt-get");
-    install.args(["install", "-y", "chromium", "chromium-driver"]);
-    run_command(install)
+    apt_install(&["chromium", "chromium-driver"])
 }
 
 /// Installs PostgreSQL's server binaries and HAProxy with apt-get when
@@ -302,20 +290,7 @@ pub(crate) fn ensure_cluster_tools() -> Result<()> {
         println!("    postgresql and haproxy: present");
         return Ok(());
     }
-    let mut update = Command::new("apt-get");
-    update.arg("update");
-    run_command(update)?;
-    let mut install = Command::new("apt-get");
-    install
-        .args([
-            "install",
-            "-y",
-            "--no-install-recommends",
-            "postgresql",
-            "haproxy",
-        ])
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    run_command(install)?;
+    apt_install(&["--no-install-recommends", "postgresql", "haproxy"])?;
     stop_default_clusters();
     testkit::postgres::binaries()
         .map(drop)
@@ -341,12 +316,16 @@ fn stop_default_clusters() {
     }
 }
 
-/// `apt-get update`, then `apt-get install -y PACKAGES` (needs root).
-pub(crate) fn apt_install(packages: &[&str]) -> Result<()> {
+/// `apt-get update`, then `apt-get install -y ARGS` without questions
+/// (needs root); `ARGS` are packages and install options.
+pub(crate) fn apt_install(args: &[&str]) -> Result<()> {
     let mut update = Command::new("apt-get");
     update.arg("update");
     run_command(update)?;
     let mut install = Command::new("apt-get");
-    install.args(["install", "-y"]).args(packages);
+    install
+        .args(["install", "-y"])
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive");
     run_command(install)
 }
