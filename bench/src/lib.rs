@@ -10,6 +10,7 @@
 //! (concurrent CreateArticle writers).
 
 pub mod data;
+pub mod growth;
 pub mod grpc;
 pub mod process;
 pub mod procfs;

@@ -37,10 +37,12 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use article_bench::process::{Server, command};
+use article_bench::{
+    growth::{Figures, Latency},
+    process::{Server, command},
+};
 use clap::{Parser, ValueEnum};
 use proto::v1::{self as pb, article_service_client::ArticleServiceClient};
-use serde::Serialize;
 use testkit::postgres::{self as pg, PgCluster};
 use tonic::transport::{Channel, Endpoint};
 
@@ -79,14 +81,22 @@ struct Args {
     store: Store,
 }
 
-#[derive(Clone, Copy, ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, ValueEnum)]
 enum Store {
     /// A SQLite file (the embedded default).
     Sqlite,
     /// A database on a PostgreSQL cluster of its own, started for the run
     /// (needs Debian's `postgresql` package, as `cargo xtask test` does).
     Postgres,
+}
+
+impl Store {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
 }
 
 /// Where one size's database lives.
@@ -102,28 +112,6 @@ impl Database {
             Self::Postgres(url) => url.clone(),
         }
     }
-}
-
-#[derive(Serialize)]
-struct Figures {
-    label: String,
-    store: Store,
-    articles: usize,
-    seed_seconds: f64,
-    db_bytes: u64,
-    rare: Latency,
-    common: Latency,
-    tag: Latency,
-    deep: Latency,
-    get: Latency,
-}
-
-#[derive(Serialize)]
-struct Latency {
-    p50_ms: f64,
-    p99_ms: f64,
-    /// total_count of the first call (what the query matched).
-    matched: i64,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -224,7 +212,7 @@ async fn measure(args: &Args, dir: &Path, db: &Database, n: usize) -> anyhow::Re
     };
     Ok(Figures {
         label: args.label.clone(),
-        store: args.store,
+        store: args.store.name().to_owned(),
         articles: n,
         seed_seconds,
         db_bytes,

@@ -10,7 +10,8 @@
 use std::{fmt::Write as _, path::Path, time::Duration};
 
 use anyhow::{Context as _, bail};
-use serde::{Deserialize, Serialize};
+use article_bench::growth::{Figures, Latency};
+use serde::Serialize;
 
 use super::{Ctx, step};
 
@@ -22,27 +23,6 @@ pub struct GrowthConfig {
     pub sizes: Vec<usize>,
     pub stores: Vec<String>,
     pub samples: usize,
-}
-
-/// One store at one size, as `growth` prints it.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct Figures {
-    store: String,
-    articles: usize,
-    seed_seconds: f64,
-    db_bytes: u64,
-    rare: Latency,
-    common: Latency,
-    tag: Latency,
-    deep: Latency,
-    get: Latency,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-struct Latency {
-    p50_ms: f64,
-    p99_ms: f64,
-    matched: i64,
 }
 
 #[derive(Debug, Serialize)]
