@@ -11,10 +11,16 @@
 
 use std::io::BufWriter;
 
+use tracing::field::{Field, Visit};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{
     EnvFilter,
-    fmt::{self, format::Writer, time::FormatTime},
+    field::RecordFields,
+    fmt::{
+        self,
+        format::{DefaultVisitor, FormatFields, Writer},
+        time::FormatTime,
+    },
     prelude::*,
 };
 
@@ -46,6 +52,7 @@ pub fn init(format: LogFormat) -> LogGuard {
             .with(
                 fmt::layer()
                     .with_ansi(ansi)
+                    .fmt_fields(PlainFields)
                     .with_timer(UtcMicros)
                     .with_writer(writer),
             )
@@ -62,6 +69,94 @@ pub fn init(format: LogFormat) -> LogGuard {
     };
     LogGuard {
         _worker: installed.is_ok().then_some(guard),
+    }
+}
+
+/// The text format's fields as the default `DefaultFields` writes them
+/// without colours (` name=value`, the value's `Debug`), written with
+/// `write_str` for the name and `=`: the default paints both through
+/// empty `nu_ansi_term` styles even with ANSI off (~1,300 instructions of
+/// a call's log line). The message, `r#`/`log.` names, errors and every
+/// field when ANSI is on go to tracing-subscriber's own `DefaultVisitor`,
+/// so their text is its text by construction.
+#[derive(Clone, Copy, Debug, Default)]
+struct PlainFields;
+
+impl<'w> FormatFields<'w> for PlainFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> std::fmt::Result {
+        let mut visitor = PlainVisitor {
+            writer,
+            is_empty: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct PlainVisitor<'w> {
+    writer: Writer<'w>,
+    is_empty: bool,
+    result: std::fmt::Result,
+}
+
+impl PlainVisitor<'_> {
+    fn plain(&self, field: &Field) -> bool {
+        let name = field.name();
+        !self.writer.has_ansi_escapes()
+            && name != "message"
+            && !name.starts_with("r#")
+            && !name.starts_with("log.")
+    }
+
+    fn delegate(&mut self) -> DefaultVisitor<'_> {
+        let visitor = DefaultVisitor::new(self.writer.by_ref(), self.is_empty);
+        self.is_empty = false;
+        visitor
+    }
+}
+
+impl Visit for PlainVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.result.is_err() {
+            return;
+        }
+        if self.plain(field) {
+            self.record_debug(field, &value);
+        } else {
+            let mut visitor = self.delegate();
+            visitor.record_str(field, value);
+            self.result = tracing_subscriber::field::VisitOutput::finish(visitor);
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if self.result.is_err() {
+            return;
+        }
+        let mut visitor = self.delegate();
+        visitor.record_error(field, value);
+        self.result = tracing_subscriber::field::VisitOutput::finish(visitor);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if self.result.is_err() {
+            return;
+        }
+        if !self.plain(field) {
+            let mut visitor = self.delegate();
+            visitor.record_debug(field, value);
+            self.result = tracing_subscriber::field::VisitOutput::finish(visitor);
+            return;
+        }
+        let pad = if self.is_empty { "" } else { " " };
+        self.is_empty = false;
+        self.result = self
+            .writer
+            .write_str(pad)
+            .and_then(|()| self.writer.write_str(field.name()))
+            .and_then(|()| self.writer.write_char('='))
+            .and_then(|()| write!(self.writer, "{value:?}"));
     }
 }
 
@@ -133,6 +228,60 @@ mod tests {
 
     fn text(secs: u64, micros: u32) -> String {
         String::from_utf8(utc_micros(secs, micros).unwrap().to_vec()).unwrap()
+    }
+
+    /// Formats one event's fields with `format` (no ANSI).
+    fn fields_text<F: for<'w> FormatFields<'w> + Send + Sync + 'static>(format: F) -> String {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            fmt::layer()
+                .with_ansi(false)
+                .without_time()
+                .fmt_fields(format)
+                .with_writer(move || out.clone()),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request", r#type = "unary", id = 7_u64);
+            let _entered = span.enter();
+            let error = std::io::Error::other("disk \"full\"");
+            let method = "/article.v1.ArticleService/ListArticles";
+            tracing::info!(target: "grpc", method = %method, status = "OK", duration_ms = 0.25_f64, request_id = %"fixed", protocol = "grpc-web", "call");
+            tracing::warn!(
+                flag = true,
+                count = -3_i64,
+                text = "tab\tquote\"",
+                r#type = "x",
+                error = &error as &(dyn std::error::Error + 'static),
+                "a \x1b[31m message {}",
+                5
+            );
+            tracing::info!(only = 1_u64);
+        });
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn plain_fields_write_what_the_default_fields_write() {
+        let default = fields_text(fmt::format::DefaultFields::new());
+        let plain = fields_text(PlainFields);
+        assert!(
+            default.contains("method=/article.v1.ArticleService/ListArticles status=\"OK\""),
+            "{default}"
+        );
+        assert_eq!(plain, default);
     }
 
     #[test]
