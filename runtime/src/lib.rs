@@ -200,7 +200,6 @@ type ShutdownHook = Box<dyn FnOnce() + Send>;
 /// Assembles a [`Runtime`]: services, then settings, then [`bind`](Self::bind).
 pub struct RuntimeBuilder {
     services: GrpcServices,
-    names: Vec<&'static str>,
     descriptor_sets: Vec<&'static [u8]>,
     allow_origins: Vec<String>,
     expose_headers: Vec<HeaderName>,
@@ -227,7 +226,6 @@ impl RuntimeBuilder {
     pub fn new() -> Self {
         Self {
             services: GrpcServices::default(),
-            names: Vec::new(),
             descriptor_sets: Vec::new(),
             allow_origins: Vec::new(),
             expose_headers: Vec::new(),
@@ -293,7 +291,6 @@ impl RuntimeBuilder {
         S::Future: Send + 'static,
     {
         self.services.add(svc);
-        self.names.push(S::NAME);
         self
     }
 
@@ -455,7 +452,8 @@ impl RuntimeBuilder {
         let metrics = self.metrics.unwrap_or_default();
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
-        let health = Health::new(reporter, self.names.clone());
+        // The application's services (health and reflection come next).
+        let health = Health::new(reporter, self.services.names());
         health.apply(true).await;
         let mut routes = self.services;
         routes.add(configure_service!(health_service, self.settings));

@@ -46,6 +46,11 @@ impl GrpcServices {
         Arc::make_mut(&mut self.services).push((S::NAME, boxed));
     }
 
+    /// The names of the services added so far, in order.
+    pub(crate) fn names(&self) -> Vec<&'static str> {
+        self.services.iter().map(|(name, _)| *name).collect()
+    }
+
     fn find(&self, path: &str) -> Option<&Boxed> {
         // `/{service}/{method}`: a method of any length but empty, as the
         // routes' `{*rest}` matched.
