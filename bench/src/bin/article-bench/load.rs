@@ -70,6 +70,22 @@ pub struct LoadResult {
     pub server: procfs::Usage,
 }
 
+impl std::fmt::Display for LoadResult {
+    /// The one-line progress summary the parts print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} failed, server {:.2} cores, {:.1} MiB",
+            self.rps,
+            self.p50_ms,
+            self.p99_ms,
+            self.failed,
+            self.server.cpu_cores,
+            self.server.peak_rss_mib
+        )
+    }
+}
+
 /// Warm-up, then the measured run with the servers `pids` sampled.
 pub async fn run(
     cfg: &LoadConfig,

@@ -861,15 +861,7 @@ async fn measure(
     pids: &[u32],
 ) -> anyhow::Result<()> {
     let result = load::run(&ctx.load, &load, pids, &ctx.work.join("logs"), key).await?;
-    println!(
-        "    {system}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} failed, server {:.2} cores, {:.1} MiB",
-        result.rps,
-        result.p50_ms,
-        result.p99_ms,
-        result.failed,
-        result.server.cpu_cores,
-        result.server.peak_rss_mib
-    );
+    println!("    {system}: {result}");
     results.unary.push(UnaryRun {
         key,
         system,

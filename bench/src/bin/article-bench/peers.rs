@@ -382,17 +382,7 @@ async fn measure_all(
                 let pid = servers.get(system).pid;
                 let result =
                     load::run(load_cfg, &load, &[pid], &ctx.work.join("logs"), &name).await?;
-                println!(
-                    "    {} {}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} failed, server {:.2} cores, {:.1} MiB",
-                    system.name(),
-                    protocol.name(),
-                    result.rps,
-                    result.p50_ms,
-                    result.p99_ms,
-                    result.failed,
-                    result.server.cpu_cores,
-                    result.server.peak_rss_mib
-                );
+                println!("    {} {}: {result}", system.name(), protocol.name());
                 runs.push(PeerRun {
                     system,
                     protocol,
