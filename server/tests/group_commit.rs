@@ -123,16 +123,8 @@ async fn writes_queued_while_the_lock_is_held_are_one_commit() {
     assert_eq!((before.commits, before.ops), (1, 1));
 
     let import = hold_the_lock(&store).await;
-    let tasks: Vec<_> = (0..64)
-        .map(|i| {
-            let store = store.clone();
-            tokio::spawn(async move { store.create("alice", draft(&format!("queued {i}"))).await })
-        })
-        .collect();
-    wait_for("all 64 writes in the writer's batch", || {
-        store.write_stats().in_batch == 64
-    })
-    .await;
+    let tasks = spawn_creates(&store, 64, "queued");
+    queued(&store, 64).await;
     import.commit().await.unwrap();
     for task in tasks {
         task.await
@@ -149,6 +141,21 @@ async fn writes_queued_while_the_lock_is_held_are_one_commit() {
 }
 
 type Answer = Result<Option<Article>, ArticleError>;
+
+/// `n` creates by alice, titled "PREFIX i", each on a task of its own.
+fn spawn_creates(
+    store: &Arc<SqliteStore>,
+    n: usize,
+    prefix: &str,
+) -> Vec<JoinHandle<Result<Article, ArticleError>>> {
+    (0..n)
+        .map(|i| {
+            let store = store.clone();
+            let title = format!("{prefix} {i}");
+            tokio::spawn(async move { store.create("alice", draft(&title)).await })
+        })
+        .collect()
+}
 
 async fn queued(store: &SqliteStore, n: usize) {
     wait_for(&format!("{n} ops in the writer's batch"), || {
@@ -270,16 +277,8 @@ async fn an_import_rolled_back_while_writes_wait_stores_nothing_and_the_writes_c
     for i in 0..3 {
         import.add(draft(&format!("imported {i}"))).await.unwrap();
     }
-    let tasks: Vec<_> = (0..5)
-        .map(|i| {
-            let store = store.clone();
-            tokio::spawn(async move { store.create("alice", draft(&format!("w{i}"))).await })
-        })
-        .collect();
-    wait_for("all 5 writes in the writer's batch", || {
-        store.write_stats().in_batch == 5
-    })
-    .await;
+    let tasks = spawn_creates(&store, 5, "w");
+    queued(&store, 5).await;
     drop(import);
     for task in tasks {
         task.await
@@ -310,10 +309,7 @@ async fn a_queued_write_whose_caller_left_is_committed_exactly_once() {
         let store = store.clone();
         tokio::spawn(async move { store.create("alice", draft("abandoned")).await })
     };
-    wait_for("the write in the writer's batch", || {
-        store.write_stats().in_batch == 1
-    })
-    .await;
+    queued(&store, 1).await;
     abandoned.abort();
     assert!(abandoned.await.unwrap_err().is_cancelled());
     import.commit().await.unwrap();
