@@ -342,18 +342,26 @@ async fn twenty_acknowledged_creates_survive_kill_9() {
         20,
         "all 20 articles are there"
     );
-    for article in &created {
+    assert_survived_kill_9(&mut client, &created).await;
+    drop(client);
+    server.terminate().await;
+}
+
+/// Each of `articles` is there, exactly as it was acknowledged.
+async fn assert_survived_kill_9(
+    client: &mut ArticleServiceClient<Channel>,
+    articles: &[pb::Article],
+) {
+    for article in articles {
         let got = client
             .get_article(pb::GetArticleRequest { id: article.id })
             .await
-            .unwrap_or_else(|e| panic!("article {} survives kill -9: {e}", article.id))
+            .unwrap_or_else(|e| panic!("acknowledged article {} survives kill -9: {e}", article.id))
             .into_inner()
             .article
             .expect("the article is returned");
         assert_eq!(&got, article);
     }
-    drop(client);
-    server.terminate().await;
 }
 
 /// Writes committed together (group commit) are acknowledged only once
@@ -401,16 +409,7 @@ async fn acknowledged_creates_of_64_concurrent_writers_survive_kill_9() {
     let mut server = ServerProcess::start(command_with(dir.path(), &db, &args)).await;
     let mut client = connect(&server).await;
     assert!(total_count(&mut client).await >= acked.len() as i64);
-    for article in &acked {
-        let got = client
-            .get_article(pb::GetArticleRequest { id: article.id })
-            .await
-            .unwrap_or_else(|e| panic!("acknowledged article {} survives kill -9: {e}", article.id))
-            .into_inner()
-            .article
-            .expect("the article is returned");
-        assert_eq!(&got, article);
-    }
+    assert_survived_kill_9(&mut client, &acked).await;
     drop(client);
     server.terminate().await;
 }
