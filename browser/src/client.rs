@@ -65,6 +65,8 @@ extern "C" {
 #[derive(Clone, Debug)]
 pub struct Client {
     base_url: String,
+    /// See [`Client::answered`].
+    answer: Option<Bytes>,
 }
 
 impl Client {
@@ -75,7 +77,24 @@ impl Client {
         while base_url.ends_with('/') {
             base_url.pop();
         }
-        Self { base_url }
+        Self {
+            base_url,
+            answer: None,
+        }
+    }
+
+    /// A client that sends nothing: every call gets `body`, a whole binary
+    /// gRPC-web response body fetched before (e.g. by an inline script in
+    /// the page while the wasm downloads), as its answer with HTTP 200.
+    /// Its message frames and trailers are read as from the network, so a
+    /// status in the trailers is the call's error. Nothing waits for an
+    /// event, so the call's future is ready when first polled
+    /// (`FutureExt::now_or_never`).
+    pub fn answered(body: impl Into<Bytes>) -> Self {
+        Self {
+            base_url: String::new(),
+            answer: Some(body.into()),
+        }
     }
 
     /// A client for the origin that served the page (`location.origin`);
@@ -105,6 +124,19 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Client {
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Fetch {
+        if let Some(body) = self.answer.clone() {
+            return Box::pin(async move {
+                Ok(http::Response::new(ResponseBody(SendWrapper::new(
+                    Reading {
+                        reader: None,
+                        read: None,
+                        buffer: BytesMut::from(body),
+                        finished: false,
+                        _abort: Abort::new(None)?,
+                    },
+                ))))
+            });
+        }
         let mut url = self.base_url.clone();
         url.push_str(request.uri().path());
         Box::pin(call(url, request))

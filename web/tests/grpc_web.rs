@@ -12,13 +12,23 @@
 
 use std::time::Duration;
 
-use article_web::api::{self, Change, Draft, ErrorKind, ListQuery};
+use std::{cell::RefCell, rc::Rc};
+
+use article_web::{
+    api::{self, Change, Draft, ErrorKind, ListQuery},
+    routes::ListParams,
+};
 use futures::{
     StreamExt as _,
-    future::{Either, select},
+    future::{Either, Ready, ready, select},
     stream::LocalBoxStream,
 };
 use grpc_browser::{Event, sleep};
+use proto::v1::{ListArticlesRequest, article_service_client::ArticleServiceClient};
+use tonic::{
+    Status,
+    codegen::{Body as _, Context, Pin, Poll, Service, http},
+};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -171,4 +181,106 @@ async fn the_app_explains_an_invalid_draft() {
         error.message,
         "the token contains characters that cannot be sent"
     );
+}
+
+/// A transport that keeps the path and body of the request it is given and
+/// answers UNIMPLEMENTED: what a generated call would send.
+#[derive(Clone, Default)]
+struct Capture(Rc<RefCell<(String, Vec<u8>)>>);
+
+impl Service<http::Request<tonic::body::Body>> for Capture {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Status;
+    type Future = Ready<Result<Self::Response, Status>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let mut seen = self.0.borrow_mut();
+        seen.0 = request.uri().path().to_owned();
+        let mut body = request.into_body();
+        // A unary request's body is encoded when polled, without waiting.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        while let Poll::Ready(Some(frame)) = Pin::new(&mut body).poll_frame(&mut cx) {
+            if let Ok(data) = frame.expect("request frame").into_data() {
+                seen.1.extend_from_slice(&data);
+            }
+        }
+        ready(Err(Status::unimplemented("captured")))
+    }
+}
+
+/// `index.html`'s inline script asks for the first list page while the
+/// wasm downloads; its hand-written path and bytes must be the generated
+/// call of the list page's default parameters, or the page would show
+/// another list than the one its address names.
+#[wasm_bindgen_test]
+async fn the_inline_first_list_request_is_the_list_pages_default_call() {
+    let html = include_str!("../index.html");
+    let between = |start: &str, end: &str| {
+        let (_, rest) = html.split_once(start).expect(start);
+        rest.split_once(end).expect(end).0
+    };
+    let path = between("fetch(\"", "\"");
+    let bytes: Vec<u8> = between("new Uint8Array([", "])")
+        .split(',')
+        .map(|b| b.trim().parse().expect("a byte"))
+        .collect();
+
+    let capture = Capture::default();
+    let p = ListParams::default();
+    let request = ListArticlesRequest {
+        page: p.page,
+        page_size: p.size,
+        query: p.q,
+        tag: p.tag,
+    };
+    let answer = ArticleServiceClient::new(capture.clone())
+        .list_articles(request)
+        .await;
+    assert_eq!(
+        answer.expect_err("captured").code(),
+        tonic::Code::Unimplemented
+    );
+    let seen = capture.0.borrow();
+    assert_eq!(path, seen.0);
+    assert_eq!(bytes, seen.1);
+}
+
+/// A gRPC-web body: one message frame, then the trailer frame.
+fn answer_body(message: &[u8], trailers: &str) -> Vec<u8> {
+    let mut body = vec![0];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(message);
+    body.push(0x80);
+    body.extend_from_slice(&(trailers.len() as u32).to_be_bytes());
+    body.extend_from_slice(trailers.as_bytes());
+    body
+}
+
+/// The prefetched first list is read by the generated client like an
+/// answer from the network: the message on success, the trailers' status
+/// as the error (then the list page calls again and shows that call's
+/// outcome), a cut body as an error.
+#[wasm_bindgen_test]
+fn a_prefetched_list_answer_reads_like_a_call() {
+    // ListArticlesResponse { total_count: 7 }: field 2, varint.
+    let listed = api::list_answer(answer_body(&[0x10, 7], "grpc-status:0\r\n"))
+        .expect("a successful answer");
+    assert_eq!(listed.total_count, 7);
+    assert!(listed.articles.is_empty());
+
+    let error = api::list_answer(answer_body(
+        &[],
+        "grpc-status:14\r\ngrpc-message:shutting down\r\n",
+    ))
+    .expect_err("an error in the trailers");
+    assert_eq!(error.kind, ErrorKind::Unavailable);
+    assert_eq!(error.message, "shutting down");
+
+    let mut cut = answer_body(&[0x10, 7], "grpc-status:0\r\n");
+    cut.truncate(6);
+    assert!(api::list_answer(cut).is_err(), "a cut body is no answer");
 }

@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use leptos::{ev, prelude::*};
-use proto::v1::ListArticlesResponse;
 
 use crate::{
     api::{self, ApiError, Article, ListQuery},
@@ -49,9 +48,17 @@ pub fn ListPage() -> impl IntoView {
     let params = Memo::new(move |_| ListParams::from_query(&query.read()));
     let navigate = use_navigate();
 
-    let data = RwSignal::new(None::<ListArticlesResponse>);
+    // The first list of a page load may already be here (`index.html`
+    // asked for it while the wasm downloaded): then the rows are part of
+    // the first mount, with no loading state, no second call and no second
+    // layout before they show.
+    let prefetched = (params.get_untracked() == ListParams::default())
+        .then(api::prefetched_first_list)
+        .flatten();
+    let skip_first_load = StoredValue::new(prefetched.is_some());
+    let loading = RwSignal::new(prefetched.is_none());
+    let data = RwSignal::new(prefetched);
     let error = RwSignal::new(None::<ApiError>);
-    let loading = RwSignal::new(true);
     // Ids of rows new since the last quiet reload. A page has at most 100
     // rows, so a `Vec` does; a `HashSet` added 2 KB of hashing to the wasm.
     let fresh = RwSignal::new(Vec::<i64>::new());
@@ -109,7 +116,12 @@ pub fn ListPage() -> impl IntoView {
     };
     Effect::new(move |_| {
         params.track();
-        load(false);
+        if skip_first_load.get_value() {
+            skip_first_load.set_value(false);
+            mark_first_list();
+        } else {
+            load(false);
+        }
     });
     Effect::new(move |_| {
         let p = params.read();
