@@ -39,6 +39,18 @@
 //! `sequence_bounds().newest` reads the counter's committed value, which by
 //! (2) is a sequence below which everything is visible.
 //!
+//! # Kept counts
+//! The number of articles (`article_seq.articles`, migration 0003) and of
+//! articles per tag (`tag_counts`, migration 0004) change in the commit
+//! tail too, in the same statement that takes the counter, so a snapshot
+//! that sees a write sees its deltas, and the unfiltered and tag-only
+//! ListArticles totals are one row's read instead of a count of an index.
+//! The tag rows are locked after the counter row (each row of the
+//! statement's output needs the counter's row, and the rows are sorted
+//! before any is written), so only the writer holding the counter ever
+//! waits for or holds them: no deadlock, and no more waiting than the
+//! counter already causes. Tags are upserted in sorted order anyway.
+//!
 //! Every write also calls `pg_notify('article_changes', '')`, which
 //! PostgreSQL delivers only when (and if) the transaction commits. One task
 //! per store listens on that channel and wakes the change feed; since a
@@ -67,9 +79,10 @@
 //!   import's thousands of inserts) runs concurrently, so throughput is
 //!   bounded by about one commit per flush, across all replicas.
 //! * An import's changes are written twice (inserted, then numbered).
-//! * Search is a substring scan of `search_text` (`strpos`), and a page's
-//!   total count counts every match, as with SQLite: both read every
-//!   (matching) row, and no page cache spares the database.
+//! * Search is a substring match of `search_text`, and the total count of a
+//!   text query counts every match, as with SQLite: both read every
+//!   (candidate) row, and no page cache spares the database. (Only the
+//!   unfiltered and tag-only totals are kept counts.)
 //! * Every replica's feed reads the change log once a second even when
 //!   nothing happens (the periodic wake-up), and prunes it after each read.
 //! * A connection lost during COMMIT leaves the outcome unknown; the call
@@ -82,7 +95,7 @@
 //!   that start at once migrate one after another, and the later ones find
 //!   nothing left to do.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{
@@ -101,6 +114,26 @@ use super::{
 /// from the database name (sqlx-postgres 0.8 `migrate.rs`, `lock`), so
 /// concurrent starts of several replicas are safe.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The main statement of a commit tail whose first CTE `s` takes the
+/// counter: adds the deltas of the parallel arrays `$tags` (text[], sorted,
+/// no tag twice) and `$deltas` (bigint[]) to `tag_counts`. Joining `s`
+/// makes every row to write wait for the counter's row, and the sort
+/// reads them all before the first is written: the tag rows are locked
+/// only by the holder of the counter (see the module doc).
+macro_rules! add_tag_counts {
+    ($tags:literal, $deltas:literal) => {
+        concat!(
+            "INSERT INTO tag_counts (tag, articles)
+             SELECT d.tag, d.delta FROM s, unnest(",
+            $tags,
+            "::text[], ",
+            $deltas,
+            "::bigint[]) AS d (tag, delta) ORDER BY d.tag
+             ON CONFLICT (tag) DO UPDATE SET articles = tag_counts.articles + excluded.articles"
+        )
+    };
+}
 
 /// The channel every write notifies on commit.
 const CHANNEL: &str = "article_changes";
@@ -223,9 +256,9 @@ impl PostgresStore {
     }
 
     /// The commit tail of a single write: notify, then take the next
-    /// sequence, add the write's change to the article count, and record
-    /// the change, in one statement. Nothing may run in `tx` after this but
-    /// COMMIT (see the module doc).
+    /// sequence, add the write's change to the article count and the tag
+    /// counts, and record the change, in one statement. Nothing may run in
+    /// `tx` after this but COMMIT (see the module doc).
     async fn record(
         tx: &mut Transaction<'static, Postgres>,
         kind: &str,
@@ -233,6 +266,10 @@ impl PostgresStore {
         id: i64,
         old_tags: Option<&[String]>,
     ) -> StoreResult<()> {
+        let mut tags = TagDeltas::default();
+        tags.add(old_tags.unwrap_or_default(), -1);
+        tags.add(article.map_or(&[][..], |a| &a.tags), 1);
+        let (tag_names, tag_deltas) = tags.arrays();
         notify(tx).await?;
         let delta: i64 = match kind {
             "created" => 1,
@@ -240,19 +277,22 @@ impl PostgresStore {
             _ => 0,
         };
         let event = bind_event(
-            sqlx::query(
-                "WITH s AS (UPDATE article_seq SET seq = seq + 1, articles = articles + $12 RETURNING seq)
-                 INSERT INTO article_events
+            sqlx::query(concat!(
+                "WITH s AS (UPDATE article_seq SET seq = seq + 1, articles = articles + $12 RETURNING seq),
+                 logged AS (INSERT INTO article_events
                    (seq, ord, kind, article_id, title, content, author, tags, create_time, update_time, version, old_tags)
-                 SELECT s.seq, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM s",
-            ),
+                 SELECT s.seq, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM s) ",
+                add_tag_counts!("$13", "$14"),
+            )),
             None,
             kind,
             article,
             id,
             old_tags,
         )
-        .bind(delta);
+        .bind(delta)
+        .bind(tag_names)
+        .bind(tag_deltas);
         event.execute(&mut **tx).await.pg()?;
         Ok(())
     }
@@ -264,6 +304,7 @@ impl PostgresStore {
             author: author.to_owned(),
             now: now_micros(),
             added: 0,
+            tags: TagDeltas::default(),
         }
     }
 }
@@ -364,12 +405,16 @@ struct PostgresImport<'a> {
     now: i64,
     /// Changes added so far: the ordinal of the next one.
     added: i64,
+    /// What the added articles add to `tag_counts` at commit (one entry
+    /// per distinct tag, however many articles).
+    tags: TagDeltas,
 }
 
 impl PostgresImport<'_> {
     async fn add_at(&mut self, draft: ArticleDraft, now: i64) -> StoreResult<i64> {
         let article = PostgresStore::insert(&mut self.tx, &self.author, &draft, now).await?;
         self.added += 1;
+        self.tags.add(&article.tags, 1);
         // Numbered at commit (`seq` NULL until then), so memory stays
         // bounded and the counter is not held for the whole import.
         bind_event(
@@ -403,12 +448,16 @@ impl ImportBatch for PostgresImport<'_> {
             // The commit tail: take `added` numbers and give them to this
             // transaction's own pending rows, the only NULL ones it sees;
             // every change of an import creates an article.
-            sqlx::query(
-                "WITH s AS (UPDATE article_seq SET seq = seq + $1, articles = articles + $1 RETURNING seq - $1 AS base)
-                 UPDATE article_events e SET seq = s.base + e.ord, ord = NULL
-                 FROM s WHERE e.seq IS NULL",
-            )
+            let (tag_names, tag_deltas) = self.tags.arrays();
+            sqlx::query(concat!(
+                "WITH s AS (UPDATE article_seq SET seq = seq + $1, articles = articles + $1 RETURNING seq - $1 AS base),
+                 numbered AS (UPDATE article_events e SET seq = s.base + e.ord, ord = NULL
+                   FROM s WHERE e.seq IS NULL) ",
+                add_tag_counts!("$2", "$3"),
+            ))
             .bind(self.added)
+            .bind(tag_names)
+            .bind(tag_deltas)
             .execute(&mut *self.tx)
             .await
             .pg()?;
@@ -447,12 +496,15 @@ impl ArticleStore for PostgresStore {
         } else {
             String::new()
         };
+        // A tag-only filter's total is its kept count (migration 0004).
+        let mut kept_tag_count = None;
         let (from, id, order) = if !tag.is_empty() && text_condition.is_empty() {
+            let tag = param(tag.to_owned());
+            kept_tag_count = Some(format!(
+                "SELECT COALESCE((SELECT articles FROM tag_counts WHERE tag = {tag}), 0)"
+            ));
             (
-                format!(
-                    "FROM article_tags t WHERE t.tag = {}",
-                    param(tag.to_owned())
-                ),
+                format!("FROM article_tags t WHERE t.tag = {tag}"),
                 "t.article_id",
                 "t.create_time DESC, t.article_id DESC",
             )
@@ -482,6 +534,8 @@ impl ArticleStore for PostgresStore {
         // not a walk of the whole primary-key index.
         let count_sql = if values.is_empty() {
             "SELECT articles FROM article_seq".to_owned()
+        } else if let Some(kept) = kept_tag_count {
+            kept
         } else {
             format!("SELECT COUNT(*) {from}")
         };
@@ -699,6 +753,30 @@ impl ArticleStore for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.pg()?;
         Ok(())
+    }
+}
+
+/// Per-tag changes of the article counts in one transaction. Sorted by tag
+/// (a `BTreeMap`), so `tag_counts` rows are upserted in one global order,
+/// and each tag once (an upsert may not touch a row twice).
+#[derive(Default)]
+struct TagDeltas(BTreeMap<String, i64>);
+
+impl TagDeltas {
+    fn add(&mut self, tags: &[String], delta: i64) {
+        for tag in tags {
+            *self.0.entry(tag.clone()).or_default() += delta;
+        }
+    }
+
+    /// The tags whose count changes and their deltas, as parallel arrays
+    /// (an update that keeps a tag changes nothing for it).
+    fn arrays(&self) -> (Vec<&str>, Vec<i64>) {
+        self.0
+            .iter()
+            .filter(|(_, delta)| **delta != 0)
+            .map(|(tag, delta)| (tag.as_str(), *delta))
+            .unzip()
     }
 }
 
