@@ -423,9 +423,9 @@ fn seed_sqlite(db: &Path, n: usize, rare: usize) -> anyhow::Result<()> {
 /// Loads `n` articles into the PostgreSQL database of `url` with `psql`:
 /// the secondary indexes of `articles` and `article_tags` (whatever the
 /// migrations made) are dropped, the rows `COPY`d in one transaction, the
-/// indexes built again from their own definitions, the id sequence (and
-/// the kept article count, where the schema has one) moved
-/// past the rows, and the tables vacuumed and analysed (as autovacuum
+/// indexes built again from their own definitions, the id sequence moved
+/// past the rows (and the kept article and per-tag counts set, where the
+/// schema has them), and the tables vacuumed and analysed (as autovacuum
 /// would soon do: index-only scans need the visibility map).
 fn seed_postgres(url: &str, n: usize, rare: usize) -> anyhow::Result<()> {
     let tag_time = psql_value(
@@ -439,6 +439,11 @@ fn seed_postgres(url: &str, n: usize, rare: usize) -> anyhow::Result<()> {
         url,
         "SELECT count(*) FROM information_schema.columns \
          WHERE table_name = 'article_seq' AND column_name = 'articles'",
+    )? == "1";
+    // Since migration 0004 it keeps the article count per tag as well.
+    let tag_counts = psql_value(
+        url,
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'tag_counts'",
     )? == "1";
     // Indexes not backing a constraint (the primary keys stay).
     let indexes = psql_value(
@@ -516,6 +521,13 @@ fn seed_postgres(url: &str, n: usize, rare: usize) -> anyhow::Result<()> {
     }
     if kept_count {
         writeln!(sql, "UPDATE article_seq SET articles = {n};")?;
+    }
+    if tag_counts {
+        // The statement migration 0004 fills the table with.
+        writeln!(
+            sql,
+            "TRUNCATE tag_counts;\nINSERT INTO tag_counts (tag, articles) SELECT tag, COUNT(*) FROM article_tags GROUP BY tag;"
+        )?;
     }
     writeln!(
         sql,
