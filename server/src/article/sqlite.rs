@@ -45,6 +45,47 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 const ARTICLE_COLUMNS: &str = "id, title, content, author, tags, create_time, update_time, version";
 
+/// How the writer ends each op, in the op's last statement trip: moves
+/// its savepoint `op` past the op just written (see `writer`).
+macro_rules! savepoint_tail {
+    () => {
+        ";\n RELEASE op; SAVEPOINT op"
+    };
+}
+
+/// A create: the article (its search index and count by triggers), its
+/// tag rows and its change-log row, in one statement trip. In the last two
+/// statements `last_insert_rowid()` is the article's id: a trigger's
+/// inserts stop counting once it is done, and inserts into `article_tags`
+/// (WITHOUT ROWID) never count. `?7` is the tags as a JSON array.
+macro_rules! create_sql {
+    () => {
+        "INSERT INTO articles (title, content, author, tags, search_text, create_time, update_time, version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)
+         RETURNING id, title, content, author, tags, create_time, update_time, version;
+         INSERT INTO article_tags (article_id, tag, create_time)
+         SELECT last_insert_rowid(), value, ?6 FROM json_each(?7);
+         INSERT INTO article_events
+           (kind, article_id, title, content, author, tags, create_time, update_time, version)
+         SELECT 'created', id, title, content, author, tags, create_time, update_time, version
+         FROM articles WHERE id = last_insert_rowid()"
+    };
+}
+
+/// A create of an import.
+const CREATE: &str = create_sql!();
+/// A create of the writer.
+const CREATE_OP: &str = concat!(create_sql!(), savepoint_tail!());
+/// A delete of the writer: its change-log row (with the tags it had),
+/// then the article (its tag rows by cascade, its index entry and count by
+/// triggers); no row back means no such article.
+const DELETE_OP: &str = concat!(
+    "INSERT INTO article_events (kind, article_id, old_tags)
+     SELECT 'deleted', id, tags FROM articles WHERE id = ?1;
+     DELETE FROM articles WHERE id = ?1 RETURNING tags",
+    savepoint_tail!()
+);
+
 /// Articles in one SQLite database.
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -136,30 +177,36 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Writes a new article, its tag rows and its change-log row in one
+    /// statement trip (`CREATE` + `sql_tail`: empty, or the writer's
+    /// savepoint move): a trip to the connection's thread costs more CPU
+    /// than these statements themselves, and the writer makes them one
+    /// after the other.
     async fn insert(
         tx: &mut Transaction<'static, Sqlite>,
+        sql: &'static str,
         author: &str,
         draft: &ArticleDraft,
         now: i64,
     ) -> StoreResult<Article> {
-        let row = sqlx::query(&format!(
-            "INSERT INTO articles (title, content, author, tags, search_text, create_time, update_time, version)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 1) RETURNING {ARTICLE_COLUMNS}"
-        ))
-        .bind(draft.title())
-        .bind(draft.content())
-        .bind(author)
-        .bind(draft.tags().join(","))
-        .bind(search_text(draft))
-        .bind(now)
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .await.lite()?;
-        let article = article_from_row(&row)?;
-        insert_tags(tx, article.id, now, draft.tags()).await?;
-        Ok(article)
+        let rows = sqlx::query(sql)
+            .bind(draft.title())
+            .bind(draft.content())
+            .bind(author)
+            .bind(draft.tags().join(","))
+            .bind(search_text(draft))
+            .bind(now)
+            .bind(json_array(draft.tags()))
+            .fetch_all(&mut **tx)
+            .await
+            .lite()?;
+        let row = rows
+            .first()
+            .ok_or_else(|| ArticleError::storage(anyhow::anyhow!("INSERT returned no row")))?;
+        article_from_row(row)
     }
 
+    /// The change-log row of an update, and the end of the writer's op.
     async fn record(
         tx: &mut Transaction<'static, Sqlite>,
         kind: &str,
@@ -167,11 +214,12 @@ impl SqliteStore {
         id: i64,
         old_tags: Option<&[String]>,
     ) -> StoreResult<()> {
-        sqlx::query(
+        sqlx::query(concat!(
             "INSERT INTO article_events
                (kind, article_id, title, content, author, tags, create_time, update_time, version, old_tags)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            savepoint_tail!()
+        ))
         .bind(kind)
         .bind(id)
         .bind(article.map(|a| a.title.as_str()))
@@ -211,8 +259,8 @@ struct SqliteImport<'a> {
 #[async_trait]
 impl ImportBatch for SqliteImport<'_> {
     async fn add(&mut self, draft: ArticleDraft) -> StoreResult<i64> {
-        let article = SqliteStore::insert(&mut self.tx, &self.author, &draft, self.now).await?;
-        SqliteStore::record(&mut self.tx, "created", Some(&article), article.id, None).await?;
+        let article =
+            SqliteStore::insert(&mut self.tx, CREATE, &self.author, &draft, self.now).await?;
         Ok(article.id)
     }
 
@@ -431,12 +479,14 @@ impl ArticleStore for SqliteStore {
     }
 }
 
-/// Runs one op of the writer's batch inside `tx` (and its savepoint).
+/// Runs one op of the writer's batch inside `tx`; its last statement trip
+/// ends with [`savepoint_tail`], so once it succeeds the savepoint `op`
+/// marks the state after it. An error may come before or after that move;
+/// either way `ROLLBACK TO op` undoes this op alone (see `writer`).
 async fn apply(tx: &mut Transaction<'static, Sqlite>, op: &Op) -> StoreResult<Done> {
     match op {
         Op::Create { author, draft } => {
-            let article = SqliteStore::insert(tx, author, draft, now_micros()).await?;
-            SqliteStore::record(tx, "created", Some(&article), article.id, None).await?;
+            let article = SqliteStore::insert(tx, CREATE_OP, author, draft, now_micros()).await?;
             Ok(Done::Article(article))
         }
         Op::Update {
@@ -483,15 +533,14 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, op: &Op) -> StoreResult<Do
             Ok(Done::Article(article))
         }
         Op::Delete { id } => {
-            let id = *id;
-            let tags: String =
-                sqlx::query_scalar("DELETE FROM articles WHERE id = ? RETURNING tags")
-                    .bind(id)
-                    .fetch_optional(&mut **tx)
-                    .await
-                    .lite()?
-                    .ok_or(ArticleError::NotFound(id))?;
-            SqliteStore::record(tx, "deleted", None, id, Some(&split_tags(tags))).await?;
+            let deleted = sqlx::query(DELETE_OP)
+                .bind(*id)
+                .fetch_all(&mut **tx)
+                .await
+                .lite()?;
+            if deleted.is_empty() {
+                return Err(ArticleError::NotFound(*id));
+            }
             Ok(Done::Deleted)
         }
     }
@@ -514,6 +563,17 @@ async fn insert_tags(
             .lite()?;
     }
     Ok(())
+}
+
+/// Tags as a JSON array for `json_each`. Written out here rather than by a
+/// JSON crate: tags are `[a-z0-9-]` (checked by `ArticleDraft`), so each is
+/// a JSON string as it stands.
+fn json_array(tags: &[String]) -> String {
+    if tags.is_empty() {
+        "[]".to_owned()
+    } else {
+        format!("[\"{}\"]", tags.join("\",\""))
+    }
 }
 
 /// Every sqlx call here maps its error with `.lite()`: there is no

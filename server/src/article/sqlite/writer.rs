@@ -304,15 +304,20 @@ enum Failure {
 
 async fn write(mut tx: Transaction<'static, Sqlite>, jobs: Vec<Job>, shared: &Shared) {
     let mut results: Vec<StoreResult<Done>> = Vec::with_capacity(jobs.len());
-    let mut broken = None;
-    let mut mark = Mark::None;
-    for job in &jobs {
-        match write_one(&mut tx, &mut mark, &job.op).await {
-            Ok(done) => results.push(Ok(done)),
-            Err(Failure::Own(err)) => results.push(Err(err)),
-            Err(Failure::Batch(err)) => {
-                broken = Some(err);
-                break;
+    let mut broken = sqlx::query("SAVEPOINT op")
+        .execute(&mut *tx)
+        .await
+        .lite()
+        .err();
+    if broken.is_none() {
+        for job in &jobs {
+            match write_one(&mut tx, &job.op).await {
+                Ok(done) => results.push(Ok(done)),
+                Err(Failure::Own(err)) => results.push(Err(err)),
+                Err(Failure::Batch(err)) => {
+                    broken = Some(err);
+                    break;
+                }
             }
         }
     }
@@ -354,43 +359,16 @@ async fn write(mut tx: Transaction<'static, Sqlite>, jobs: Vec<Job>, shared: &Sh
     }
 }
 
-/// Where the savepoint `op` stands. Savepoint statements cost a trip to
-/// the connection's thread each, as any statement does, so they are
-/// combined: `RELEASE op; SAVEPOINT op` moves it past a written op in one
-/// trip; after `ROLLBACK TO op` it still marks the state before the failed
-/// op, which is where the next op starts; `COMMIT` releases it.
-enum Mark {
-    /// No savepoint yet.
-    None,
-    /// The savepoint marks the current state.
-    Here,
-    /// An op was written since the savepoint.
-    Behind,
-}
-
-async fn write_one(
-    tx: &mut Transaction<'static, Sqlite>,
-    mark: &mut Mark,
-    op: &Op,
-) -> Result<Done, Failure> {
-    let set = match mark {
-        Mark::None => Some("SAVEPOINT op"),
-        Mark::Behind => Some("RELEASE op; SAVEPOINT op"),
-        Mark::Here => None,
-    };
-    if let Some(sql) = set {
-        sqlx::query(sql)
-            .execute(&mut **tx)
-            .await
-            .lite()
-            .map_err(Failure::Batch)?;
-        *mark = Mark::Here;
-    }
+/// Runs one op. The savepoint `op` marks the state before it: set once
+/// after `BEGIN`, then moved past each written op by the op's own last
+/// statement trip (`RELEASE op; SAVEPOINT op` appended to its SQL), since
+/// every trip to the connection's thread costs CPU on the one writer. So
+/// whether the op failed in its own statements or in that move, `ROLLBACK
+/// TO op` undoes it alone and leaves the savepoint where the next op
+/// starts; if that fails, the transaction is gone.
+async fn write_one(tx: &mut Transaction<'static, Sqlite>, op: &Op) -> Result<Done, Failure> {
     match apply(tx, op).await {
-        Ok(done) => {
-            *mark = Mark::Behind;
-            Ok(done)
-        }
+        Ok(done) => Ok(done),
         // If SQLite rolled the whole transaction back (a full disk, an I/O
         // error), the savepoint is gone and this fails.
         Err(err) => match sqlx::query("ROLLBACK TO op").execute(&mut **tx).await {
