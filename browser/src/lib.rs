@@ -9,7 +9,8 @@
 //!   call's deadline (`Request::set_timeout`) in the browser as
 //!   `DEADLINE_EXCEEDED`, and
 //!   reporting a failed `fetch` as `UNAVAILABLE`. Dropping a call's future
-//!   or stream aborts its `fetch`.
+//!   or stream aborts its `fetch`. [`Client::answered`] answers calls with
+//!   a body fetched before, without a request.
 //! * [`unary`] awaits a generated client's unary call handed over boxed,
 //!   so that an app's code does not inline tonic's generic call path once
 //!   per call site.
