@@ -56,6 +56,10 @@ pub fn ListPage() -> impl IntoView {
         .then(api::prefetched_first_list)
         .flatten();
     let skip_first_load = StoredValue::new(prefetched.is_some());
+    // Then the feed opens once that list is painted: opening it (tonic's
+    // streaming path, compiled on its first use) would otherwise run
+    // between the mount and the first frame.
+    let feed_may_open = RwSignal::new(prefetched.is_none());
     let loading = RwSignal::new(prefetched.is_none());
     let data = RwSignal::new(prefetched);
     let error = RwSignal::new(None::<ApiError>);
@@ -119,6 +123,15 @@ pub fn ListPage() -> impl IntoView {
         if skip_first_load.get_value() {
             skip_first_load.set_value(false);
             mark_first_list();
+            // A task queued in the frame's callbacks runs after its paint.
+            request_animation_frame(move || {
+                set_timeout(
+                    move || {
+                        feed_may_open.try_set(true);
+                    },
+                    Duration::ZERO,
+                );
+            });
         } else {
             load(false);
         }
@@ -139,6 +152,9 @@ pub fn ListPage() -> impl IntoView {
     let tag = Memo::new(move |_| params.read().tag.clone());
     Effect::new(move |_| {
         let tag = tag.get();
+        if !feed_may_open.get() {
+            return;
+        }
         live::follow(live_slot, tag, live_status, move |_event| {
             reload_soon.run(async move {
                 sleep(LIVE_RELOAD_DELAY).await;
