@@ -183,9 +183,9 @@ pub fn prefetched_first_list() -> Option<pb::ListArticlesResponse> {
 /// sent it: its message, or the status in its trailers as the error.
 pub fn list_answer(body: Vec<u8>) -> Result<pb::ListArticlesResponse, ApiError> {
     let mut client = ArticleServiceClient::new(Client::answered(body));
-    // The request is not sent; an answer in hand needs no event, so the
+    // The request is not sent. A `Request`, as in `list_articles`, so both
+    // share one compiled call; an answer in hand needs no event, so the
     // call is ready when first polled.
-    // A `Request` as in `list_articles`, so both share one compiled call.
     let call = client.list_articles(Request::new(pb::ListArticlesRequest::default()));
     grpc_browser::unary(Box::pin(call))
         .now_or_never()
