@@ -1,8 +1,8 @@
 //! The end of a drain: cutting the connections still open when the drain
 //! time is up.
 //!
-//! tonic serves each connection in a task of its own and, on graceful
-//! shutdown, waits for all of them. Dropping its server future after a
+//! Each connection is served in a task of its own ([`crate::serve`]) and a
+//! graceful shutdown waits for all of them. Giving up that wait after a
 //! timeout would leave those tasks, and the calls on them, running (until
 //! the process exits, which a test or an embedding program may not do). So
 //! every accepted connection is wrapped in [`Severable`], and

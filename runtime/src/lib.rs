@@ -67,7 +67,10 @@
 //! connections beyond a limit; accept errors are logged (rate-limited) and
 //! back off instead of spinning; idle HTTP/2 connections get keepalive
 //! PINGs every 30 s and are closed when one goes unanswered for 20 s
-//! ([`http2_keepalive`](RuntimeBuilder::http2_keepalive)).
+//! ([`http2_keepalive`](RuntimeBuilder::http2_keepalive)). Connections
+//! are served by hyper-util's `auto` builder with the HTTP/1.1 and HTTP/2
+//! settings tonic's transport server uses; a gRPC call whose `grpc-timeout`
+//! runs out before it answers is dropped and answered CANCELLED, as there.
 //!
 //! # Overload
 //! At most [`max_concurrent_calls`](RuntimeBuilder::max_concurrent_calls)
@@ -110,6 +113,7 @@ mod accept;
 #[cfg(feature = "cli")]
 mod args;
 mod cors;
+mod deadline;
 mod dispatch;
 mod drain;
 mod encoded;
@@ -117,6 +121,7 @@ mod limit;
 mod metrics;
 mod observe;
 mod overload;
+mod serve;
 mod services;
 mod static_app;
 mod tls;
@@ -134,13 +139,14 @@ use std::{
 
 use anyhow::Context as _;
 use axum::{Router, response::IntoResponse, routing::get};
+use futures::StreamExt as _;
 use http::{HeaderName, StatusCode};
-use tokio_stream::StreamExt as _;
-use tonic::{body::Body, server::NamedService, service::Routes, transport::Server};
+use tonic::{body::Body, server::NamedService};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::{Service, ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+    MakeRequestId, PropagateRequestId, PropagateRequestIdLayer, RequestId, SetRequestId,
+    SetRequestIdLayer,
 };
 
 #[cfg(feature = "cli")]
@@ -153,6 +159,7 @@ pub use self::{
     metrics::Metrics,
 };
 use self::{
+    deadline::Deadline,
     dispatch::{CorsGate, Dispatch},
     drain::Connections,
     encoded::SendEncodedLayer,
@@ -442,7 +449,7 @@ impl RuntimeBuilder {
     /// # }
     /// ```
     pub async fn into_service(self) -> anyhow::Result<Router> {
-        Ok(self.assemble().await?.0.app)
+        Ok(Router::new().fallback_service(self.assemble().await?.0.app))
     }
 
     /// Builds the service of the port; shared by [`bind`](Self::bind) and
@@ -482,7 +489,7 @@ impl RuntimeBuilder {
         let grpc = ServiceBuilder::new()
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(ObserveLayer::new(metrics.clone()))
-            .service(limited);
+            .service(Deadline::new(limited));
         let grpc: dispatch::GrpcService =
             BoxCloneSyncService::new(ServiceExt::<http::Request<axum::body::Body>>::map_response(
                 grpc,
@@ -527,10 +534,9 @@ impl RuntimeBuilder {
             .layer(SetRequestIdLayer::x_request_id(NewRequestId))
             .layer(PropagateRequestIdLayer::x_request_id())
             .service(gate);
-        let app = Router::new().fallback_service(service);
 
         let assembled = Assembled {
-            app,
+            app: service,
             health,
             metrics,
         };
@@ -553,9 +559,12 @@ impl MakeRequestId for NewRequestId {
     }
 }
 
+/// The service of the port: request ids around the CORS gate.
+type Port = SetRequestId<PropagateRequestId<CorsGate>, NewRequestId>;
+
 /// The service of the port and the handles into it.
 struct Assembled {
-    app: Router,
+    app: Port,
     health: Health,
     metrics: Metrics,
 }
@@ -664,7 +673,7 @@ pub struct Runtime {
     listener: tokio::net::TcpListener,
     local_addr: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    app: Router,
+    app: Port,
     health: Health,
     metrics: Metrics,
     drain_timeout: Duration,
@@ -728,64 +737,52 @@ impl Runtime {
             http2_keepalive,
             ..
         } = self;
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let stop = async move {
-            let _ = stop_rx.await;
-        };
-        let mut server = Server::builder()
-            .accept_http1(true)
-            .http2_keepalive_interval(Some(http2_keepalive.0))
-            .http2_keepalive_timeout(Some(http2_keepalive.1));
-        let routes = Routes::from(app);
-        let connections = std::sync::Arc::new(Connections::new(header_read_timeout));
+        let builder = serve::builder(http2_keepalive);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let connections = Arc::new(Connections::new(header_read_timeout));
         let admission = accept::Admission {
             connections: connections.clone(),
             max_connections,
             cleartext: tls.is_none(),
         };
         let tcp = accept::tcp_connections(listener, admission);
-        let serve: std::pin::Pin<
-            Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
-        > = match tls {
-            Some(acceptor) => {
-                let wrap = connections.clone();
-                let incoming =
-                    tls::incoming(tcp, acceptor).map(move |conn| conn.map(|io| wrap.wrap(io)));
-                Box::pin(
-                    server
-                        .add_routes(routes)
-                        .serve_with_incoming_shutdown(incoming, stop),
-                )
-            }
-            None => {
-                let wrap = connections.clone();
-                let incoming = tcp.map(move |conn| conn.map(|io| wrap.wrap(io)));
-                Box::pin(
-                    server
-                        .add_routes(routes)
-                        .serve_with_incoming_shutdown(incoming, stop),
-                )
-            }
+        // Accepts until dropped; dropping it closes the port.
+        let mut accept: std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> = match tls {
+            Some(acceptor) => Box::pin(tls::incoming(tcp, acceptor).for_each(|conn| {
+                if let Ok(io) = conn {
+                    serve::connection(&builder, &graceful, connections.wrap(io), app.clone());
+                }
+                std::future::ready(())
+            })),
+            None => Box::pin(tcp.for_each(|conn| {
+                if let Ok(io) = conn {
+                    serve::connection(&builder, &graceful, connections.wrap(io), app.clone());
+                }
+                std::future::ready(())
+            })),
         };
-        let mut serve = serve;
         tokio::select! {
-            result = &mut serve => return result.context("server failed"),
+            () = &mut accept => anyhow::bail!("the accept loop ended"),
             () = signal => {}
         }
         tracing::info!("shutting down: draining for up to {drain_timeout:?}");
         health.drain().await;
+        drop(accept);
         for hook in on_shutdown {
             hook();
         }
-        let _ = stop_tx.send(());
-        if let Ok(result) = tokio::time::timeout(drain_timeout, &mut serve).await {
-            result.context("server failed while draining")?;
-        } else {
+        // Connections finish their calls in flight and close; HTTP/2
+        // clients get a GOAWAY.
+        let mut drained = std::pin::pin!(graceful.shutdown());
+        if tokio::time::timeout(drain_timeout, &mut drained)
+            .await
+            .is_err()
+        {
             tracing::warn!("drain time is up: closing the remaining connections");
             connections.cut();
             // Cut connections end at their next poll; this only bounds a
             // connection task that never polls its socket again.
-            if tokio::time::timeout(CUT_GRACE, serve).await.is_err() {
+            if tokio::time::timeout(CUT_GRACE, drained).await.is_err() {
                 tracing::warn!("connections still open {CUT_GRACE:?} after the cut; leaving them");
             }
         }
