@@ -17,7 +17,7 @@ use std::{
 };
 
 use axum::{body::Body, response::Response};
-use http::{HeaderMap, Request};
+use http::{HeaderMap, HeaderName, Request};
 use tower::Service;
 
 /// `inner` with the client's deadline.
@@ -85,10 +85,13 @@ where
     }
 }
 
+/// The header's name, parsed once.
+static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+
 /// The `grpc-timeout` of a request (gRPC over HTTP/2: at most 8 digits and
 /// a unit); `None` without one or when it cannot be read, as tonic did.
 fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let value = headers.get(&GRPC_TIMEOUT)?.to_str().ok()?;
     let digits = value.get(..value.len().checked_sub(1)?)?;
     if digits.is_empty() || digits.len() > 8 {
         return None;

@@ -121,6 +121,7 @@ mod limit;
 mod metrics;
 mod observe;
 mod overload;
+mod request_id;
 mod serve;
 mod services;
 mod static_app;
@@ -144,10 +145,6 @@ use http::{HeaderName, StatusCode};
 use tonic::{body::Body, server::NamedService};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::{Service, ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestId, PropagateRequestIdLayer, RequestId, SetRequestId,
-    SetRequestIdLayer,
-};
 
 #[cfg(feature = "cli")]
 pub use self::args::RuntimeArgs;
@@ -166,6 +163,7 @@ use self::{
     limit::MessageLimitLayer,
     observe::ObserveLayer,
     overload::Overload,
+    request_id::RequestIds,
     services::GrpcServices,
     static_app::StaticApp,
 };
@@ -530,10 +528,7 @@ impl RuntimeBuilder {
             allowed,
         };
         // Request ids outermost, so even CORS preflight answers carry one.
-        let service = ServiceBuilder::new()
-            .layer(SetRequestIdLayer::x_request_id(NewRequestId))
-            .layer(PropagateRequestIdLayer::x_request_id())
-            .service(gate);
+        let service = RequestIds::new(gate);
 
         let assembled = Assembled {
             app: service,
@@ -544,23 +539,8 @@ impl RuntimeBuilder {
     }
 }
 
-/// A random (v4) UUID for a request that brings no `x-request-id`: the
-/// same ids as tower-http's `MakeRequestUuid`, written into a stack buffer
-/// instead of through `to_string` and parsed back (a `String`, the
-/// formatting machinery and a validation pass per call).
-#[derive(Clone, Copy, Debug)]
-struct NewRequestId;
-
-impl MakeRequestId for NewRequestId {
-    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
-        let mut buf = [0; uuid::fmt::Hyphenated::LENGTH];
-        let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
-        Some(RequestId::new(http::HeaderValue::from_str(id).ok()?))
-    }
-}
-
 /// The service of the port: request ids around the CORS gate.
-type Port = SetRequestId<PropagateRequestId<CorsGate>, NewRequestId>;
+type Port = RequestIds<CorsGate>;
 
 /// The service of the port and the handles into it.
 struct Assembled {

@@ -313,7 +313,7 @@ where
             metrics: self.metrics.clone(),
             methods: self.methods.clone(),
             method,
-            request_id: req.headers().get("x-request-id").cloned(),
+            request_id: req.headers().get(&crate::request_id::X_REQUEST_ID).cloned(),
             protocol: req
                 .extensions()
                 .get::<Protocol>()

@@ -1,0 +1,168 @@
+//! `x-request-id` on every request and its answer: the client's own, or a
+//! new random (v4) UUID. Handlers see it as a request header (and as
+//! tower-http's `RequestId` in the request's extensions), the call's log
+//! line names it, and the answer carries it unless the answer sets one of
+//! its own.
+//!
+//! One layer written here instead of tower-http's `SetRequestId` and
+//! `PropagateRequestId`, which it replaced with the same headers: those
+//! look the request header up twice and also put the id into the
+//! response's extensions, a hash map allocated per answer that nothing
+//! reads.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use http::{HeaderName, HeaderValue, Request, Response};
+use tower::Service;
+use tower_http::request_id::RequestId;
+
+/// The header's name, parsed once.
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// `inner` with request ids.
+#[derive(Clone)]
+pub(crate) struct RequestIds<S> {
+    inner: S,
+}
+
+impl<S> RequestIds<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        Self { inner }
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for RequestIds<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = RequestIdFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let id = match req.headers().get(&X_REQUEST_ID) {
+            Some(id) => {
+                let id = id.clone();
+                if req.extensions().get::<RequestId>().is_none() {
+                    req.extensions_mut().insert(RequestId::new(id.clone()));
+                }
+                id
+            }
+            None => {
+                let id = new_id();
+                req.extensions_mut().insert(RequestId::new(id.clone()));
+                req.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
+                id
+            }
+        };
+        RequestIdFuture {
+            inner: self.inner.call(req),
+            id: Some(id),
+        }
+    }
+}
+
+/// A v4 UUID written into a stack buffer (the same ids as tower-http's
+/// `MakeRequestUuid`, without its `to_string` and the parse back).
+fn new_id() -> HeaderValue {
+    let mut buf = [0; uuid::fmt::Hyphenated::LENGTH];
+    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_str(id).expect("a UUID is a valid header value")
+}
+
+pin_project_lite::pin_project! {
+    pub(crate) struct RequestIdFuture<F> {
+        #[pin]
+        inner: F,
+        id: Option<HeaderValue>,
+    }
+}
+
+impl<F, B, E> Future for RequestIdFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(id) = this.id.take()
+            && let http::header::Entry::Vacant(entry) = response.headers_mut().entry(&X_REQUEST_ID)
+        {
+            entry.insert(id);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt as _;
+
+    /// Answers with the request id it saw (header and extension), and
+    /// `own` as its own `x-request-id` when given.
+    fn echo_ids(
+        own: Option<&'static str>,
+    ) -> impl Service<Request<()>, Response = Response<String>, Error = std::convert::Infallible>
+    {
+        tower::service_fn(move |req: Request<()>| async move {
+            let header = req.headers()[&X_REQUEST_ID].to_str().unwrap().to_owned();
+            let extension = req.extensions().get::<RequestId>().unwrap();
+            assert_eq!(extension.header_value(), &req.headers()[&X_REQUEST_ID]);
+            let mut response = Response::new(header);
+            if let Some(own) = own {
+                response
+                    .headers_mut()
+                    .insert(&X_REQUEST_ID, HeaderValue::from_static(own));
+            }
+            Ok(response)
+        })
+    }
+
+    #[tokio::test]
+    async fn the_clients_id_is_kept_and_answered() {
+        let req = Request::builder()
+            .header("x-request-id", "client-7")
+            .body(())
+            .unwrap();
+        let response = RequestIds::new(echo_ids(None)).oneshot(req).await.unwrap();
+        assert_eq!(response.body(), "client-7");
+        assert_eq!(response.headers()["x-request-id"], "client-7");
+    }
+
+    #[tokio::test]
+    async fn a_request_without_one_gets_a_new_uuid_in_both_directions() {
+        let response = RequestIds::new(echo_ids(None))
+            .oneshot(Request::new(()))
+            .await
+            .unwrap();
+        let id = response.headers()["x-request-id"].to_str().unwrap();
+        assert_eq!(id, response.body());
+        let uuid = uuid::Uuid::parse_str(id).unwrap();
+        assert_eq!(uuid.get_version_num(), 4);
+        assert_eq!(id, uuid.hyphenated().to_string());
+    }
+
+    #[tokio::test]
+    async fn an_answers_own_id_is_left_alone() {
+        let req = Request::builder()
+            .header("x-request-id", "client-7")
+            .body(())
+            .unwrap();
+        let response = RequestIds::new(echo_ids(Some("own")))
+            .oneshot(req)
+            .await
+            .unwrap();
+        let ids: Vec<_> = response.headers().get_all("x-request-id").iter().collect();
+        assert_eq!(ids, ["own"]);
+    }
+}
