@@ -170,12 +170,28 @@ pub fn prefetched_first_list() -> Option<pb::ListArticlesResponse> {
     if TAKEN.replace(true) || option_env!("ARTICLE_API_URL").is_some_and(|u| !u.is_empty()) {
         return None;
     }
-    let answer = js_sys::Reflect::get(&js_sys::global(), &"articleFirstList".into()).ok()?;
+    let answer = first_list_request()?;
     // Still a `Promise` while the answer is on its way.
     if !answer.is_instance_of::<js_sys::ArrayBuffer>() {
         return None;
     }
     list_answer(js_sys::Uint8Array::new(&answer).to_vec()).ok()
+}
+
+/// While the answer to `index.html`'s first-list request is on its way:
+/// the `Promise` that settles when it has come (or failed).
+pub fn first_list_in_flight() -> Option<js_sys::Promise> {
+    if option_env!("ARTICLE_API_URL").is_some_and(|u| !u.is_empty()) {
+        return None;
+    }
+    first_list_request()?.dyn_into().ok()
+}
+
+/// What `index.html`'s script left in `window.articleFirstList`: the
+/// answer's `ArrayBuffer`, a `Promise` while it is on its way, `null` if
+/// it failed; `undefined` on other addresses.
+fn first_list_request() -> Option<wasm_bindgen::JsValue> {
+    js_sys::Reflect::get(&web_sys::window()?.into(), &"articleFirstList".into()).ok()
 }
 
 /// A `ListArticles` answer fetched before (`body`, a whole binary gRPC-web
