@@ -122,7 +122,22 @@ impl Visit for PlainVisitor<'_> {
             return;
         }
         if self.plain(field) {
-            self.record_debug(field, &value);
+            if value
+                .bytes()
+                .all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\')
+            {
+                // `{value:?}` of printable ASCII without `"` and `\` is the
+                // text in quotes: written as such, without the formatting
+                // machinery and the per-character escaping (the call log's
+                // `status` and `protocol`).
+                self.write_plain(field, |writer| {
+                    writer.write_char('"')?;
+                    writer.write_str(value)?;
+                    writer.write_char('"')
+                });
+            } else {
+                self.record_debug(field, &value);
+            }
         } else {
             let mut visitor = self.delegate();
             visitor.record_str(field, value);
@@ -149,6 +164,17 @@ impl Visit for PlainVisitor<'_> {
             self.result = tracing_subscriber::field::VisitOutput::finish(visitor);
             return;
         }
+        self.write_plain(field, |writer| write!(writer, "{value:?}"));
+    }
+}
+
+impl PlainVisitor<'_> {
+    /// ` name=` (no space before the first field), then the value.
+    fn write_plain(
+        &mut self,
+        field: &Field,
+        value: impl FnOnce(&mut Writer<'_>) -> std::fmt::Result,
+    ) {
         let pad = if self.is_empty { "" } else { " " };
         self.is_empty = false;
         self.result = self
@@ -156,7 +182,7 @@ impl Visit for PlainVisitor<'_> {
             .write_str(pad)
             .and_then(|()| self.writer.write_str(field.name()))
             .and_then(|()| self.writer.write_char('='))
-            .and_then(|()| write!(self.writer, "{value:?}"));
+            .and_then(|()| value(&mut self.writer));
     }
 }
 
@@ -221,6 +247,10 @@ mod tests {
                 flag = true,
                 count = -3_i64,
                 text = "tab\tquote\"",
+                plain = "it's 100% ~ok~",
+                backslash = "a\\b",
+                accented = "café",
+                empty = "",
                 r#type = "x",
                 error = &error as &(dyn std::error::Error + 'static),
                 "a \x1b[31m message {}",
