@@ -17,11 +17,12 @@ use tracing_subscriber::{
     EnvFilter,
     field::RecordFields,
     fmt::{
-        self,
-        format::{DefaultVisitor, FormatFields, Writer},
+        self, FmtContext,
+        format::{DefaultVisitor, FormatEvent, FormatFields, Writer},
         time::FormatTime,
     },
     prelude::*,
+    registry::LookupSpan,
 };
 
 use crate::config::LogFormat;
@@ -53,7 +54,7 @@ pub fn init(format: LogFormat) -> LogGuard {
                 fmt::layer()
                     .with_ansi(ansi)
                     .fmt_fields(PlainFields)
-                    .with_timer(UtcMicros)
+                    .event_format(PlainEvent::new(UtcMicros))
                     .with_writer(writer),
             )
             .try_init(),
@@ -186,6 +187,66 @@ impl PlainVisitor<'_> {
     }
 }
 
+/// The text format's line as the default `Full` format writes it without
+/// colours, `TIME LEVEL target: fields`, written with `write_str` for an
+/// event outside any span: the default writes the level through
+/// `Formatter::pad` and the target and its colon through empty
+/// `nu_ansi_term` styles, each inside a `write!` (~1,000 instructions of a
+/// call's log line). With ANSI on, inside a span, or for an event from the
+/// `log` crate, the line is the default format's, so its text is its text
+/// by construction.
+struct PlainEvent<T> {
+    timer: T,
+    full: fmt::format::Format<fmt::format::Full, T>,
+}
+
+impl<T: FormatTime + Clone> PlainEvent<T> {
+    fn new(timer: T) -> Self {
+        Self {
+            full: fmt::format::Format::default().with_timer(timer.clone()),
+            timer,
+        }
+    }
+}
+
+impl<S, N, T> FormatEvent<S, N> for PlainEvent<T>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    T: FormatTime,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let meta = event.metadata();
+        let plain = !writer.has_ansi_escapes()
+            && ctx.event_scope().is_none()
+            && meta.fields().field("log.target").is_none();
+        if !plain {
+            return self.full.format_event(ctx, writer, event);
+        }
+        if self.timer.format_time(&mut writer).is_err() {
+            writer.write_str("<unknown time>")?;
+        }
+        writer.write_char(' ')?;
+        writer.write_str(match *meta.level() {
+            tracing::Level::TRACE => "TRACE",
+            tracing::Level::DEBUG => "DEBUG",
+            tracing::Level::INFO => " INFO",
+            tracing::Level::WARN => " WARN",
+            tracing::Level::ERROR => "ERROR",
+        })?;
+        writer.write_char(' ')?;
+        writer.write_str(meta.target())?;
+        writer.write_str(": ")?;
+        ctx.format_fields(writer.by_ref(), event)?;
+        writer.write_char('\n')
+    }
+}
+
 /// The fmt layer's default timestamp, `2026-11-30T22:53:41.123456Z` (UTC,
 /// microseconds), formatted by `humantime` into one buffer and written in
 /// one go. The default timer (`fmt::time::SystemTime`) writes the same text
@@ -259,6 +320,73 @@ mod tests {
             tracing::info!(only = 1_u64);
         });
         String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// A clock that always reads the same, so that lines compare.
+    #[derive(Clone, Copy)]
+    struct FixedTime;
+
+    impl FormatTime for FixedTime {
+        fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+            w.write_str("2026-12-01T00:00:00.000000Z")
+        }
+    }
+
+    /// The lines of a few events at every level, in and outside spans,
+    /// written with the event format `format`.
+    fn lines_text<E>(format: E, ansi: bool) -> String
+    where
+        E: FormatEvent<tracing_subscriber::Registry, PlainFields> + Send + Sync + 'static,
+    {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            fmt::layer()
+                .with_ansi(ansi)
+                .fmt_fields(PlainFields)
+                .event_format(format)
+                .with_writer(move || out.clone()),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let method = "/article.v1.ArticleService/ListArticles";
+            tracing::info!(target: "grpc", method = %method, status = "OK", duration_ms = 0.25_f64, request_id = %"fixed", protocol = "grpc-web", "call");
+            tracing::warn!(target: "grpc", method = %method, status = "INTERNAL", "call");
+            tracing::error!(error = "disk full", "store failed");
+            tracing::debug!(n = 1_u64, "debug");
+            tracing::trace!("trace");
+            let span = tracing::info_span!("request", id = 7_u64);
+            let _entered = span.enter();
+            tracing::info!(inner = true, "inside a span");
+        });
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn plain_event_lines_are_the_default_formats_lines() {
+        for ansi in [false, true] {
+            let default = lines_text(fmt::format::Format::default().with_timer(FixedTime), ansi);
+            let plain = lines_text(PlainEvent::new(FixedTime), ansi);
+            assert!(
+                ansi || default.starts_with(
+                    "2026-12-01T00:00:00.000000Z  INFO grpc: call method=/article.v1.ArticleService/ListArticles status=\"OK\""
+                ),
+                "{default}"
+            );
+            assert_eq!(default.lines().count(), 6, "{default}");
+            assert_eq!(plain, default);
+        }
     }
 
     #[test]
