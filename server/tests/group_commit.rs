@@ -407,3 +407,71 @@ async fn a_write_waiting_behind_an_import_past_the_busy_timeout_is_refused_and_n
         .collect();
     assert_eq!(titles, ["imported", "next"]);
 }
+
+enum Op {
+    Create(&'static str),
+    Update(i64, &'static str),
+    Delete(i64),
+}
+
+/// The writer adds a batch's new articles to the search index at the end
+/// of the batch, and before any update or delete in it: an article created,
+/// updated and deleted within one batch leaves the index exactly as its
+/// rows (FTS5's own integrity check compares the two).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn articles_created_and_changed_in_one_batch_are_indexed_as_written() {
+    let (dir, store) = store().await;
+    let import = hold_the_lock(&store).await;
+    // The import's article is id 1, so the creates below get 2, 3 and 4.
+    let text = |t: &str| ArticleDraft::new(t, format!("{t} body"), vec!["gc".into()]).unwrap();
+    let mut tasks: Vec<JoinHandle<Answer>> = Vec::new();
+    let ops = [
+        Op::Create("alphaword"),
+        Op::Update(2, "betaword"),
+        Op::Create("gammaword"),
+        Op::Delete(3),
+        Op::Create("deltaword"),
+    ];
+    for (i, op) in ops.into_iter().enumerate() {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            match op {
+                Op::Create(t) => s.create("a", text(t)).await.map(Some),
+                Op::Update(id, t) => s.update(id, text(t), 1).await.map(Some),
+                Op::Delete(id) => s.delete(id).await.map(|()| None),
+            }
+        }));
+        queued(&store, i + 1).await;
+    }
+    let before = store.write_stats();
+    import.commit().await.unwrap();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    assert_eq!(store.write_stats().commits - before.commits, 1, "one batch");
+
+    let found = |needle: &str| {
+        let store = store.clone();
+        let query = ListQuery::new(1, 100, needle.into(), String::new()).unwrap();
+        async move {
+            let page = store.list(&query).await.unwrap();
+            page.articles.iter().map(|a| a.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found("alphaword").await, Vec::<i64>::new());
+    assert_eq!(found("betaword").await, [2]);
+    assert_eq!(found("gammaword").await, Vec::<i64>::new());
+    assert_eq!(found("deltaword").await, [4]);
+    assert_eq!(found("word body").await, [4, 2]);
+
+    let url = format!("sqlite://{}", dir.path().join("articles.db").display());
+    let mut admin = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO articles_fts (articles_fts, rank) VALUES ('integrity-check', 1)")
+        .execute(&mut admin)
+        .await
+        .expect("the search index matches the articles");
+}

@@ -72,19 +72,37 @@ macro_rules! create_sql {
     };
 }
 
-/// A create of an import.
+/// A create outside a savepoint: an import's, and the writer's first try
+/// at a batch.
 const CREATE: &str = create_sql!();
-/// A create of the writer.
+/// A create in its own savepoint (the writer's second try).
 const CREATE_OP: &str = concat!(create_sql!(), savepoint_tail!());
-/// A delete of the writer: its change-log row (with the tags it had),
-/// then the article (its tag rows by cascade, its index entry and count by
-/// triggers); no row back means no such article.
-const DELETE_OP: &str = concat!(
-    "INSERT INTO article_events (kind, article_id, old_tags)
-     SELECT 'deleted', id, tags FROM articles WHERE id = ?1;
-     DELETE FROM articles WHERE id = ?1 RETURNING tags",
-    savepoint_tail!()
-);
+
+/// A delete: its change-log row (with the tags it had), then the article
+/// (its tag rows by cascade, its index entry and count by triggers); no
+/// row back means no such article, and then nothing was written.
+macro_rules! delete_sql {
+    () => {
+        "INSERT INTO article_events (kind, article_id, old_tags)
+         SELECT 'deleted', id, tags FROM articles WHERE id = ?1;
+         DELETE FROM articles WHERE id = ?1 RETURNING tags"
+    };
+}
+
+const DELETE: &str = delete_sql!();
+const DELETE_OP: &str = concat!(delete_sql!(), savepoint_tail!());
+
+/// The change-log row of an update.
+macro_rules! record_sql {
+    () => {
+        "INSERT INTO article_events
+           (kind, article_id, title, content, author, tags, create_time, update_time, version, old_tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    };
+}
+
+const RECORD: &str = record_sql!();
+const RECORD_OP: &str = concat!(record_sql!(), savepoint_tail!());
 
 /// Articles in one SQLite database.
 pub struct SqliteStore {
@@ -206,32 +224,29 @@ impl SqliteStore {
         article_from_row(row)
     }
 
-    /// The change-log row of an update, and the end of the writer's op.
+    /// The change-log row of an update (`sql`: [`RECORD`] or [`RECORD_OP`]).
     async fn record(
         tx: &mut Transaction<'static, Sqlite>,
+        sql: &'static str,
         kind: &str,
         article: Option<&Article>,
         id: i64,
         old_tags: Option<&[String]>,
     ) -> StoreResult<()> {
-        sqlx::query(concat!(
-            "INSERT INTO article_events
-               (kind, article_id, title, content, author, tags, create_time, update_time, version, old_tags)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            savepoint_tail!()
-        ))
-        .bind(kind)
-        .bind(id)
-        .bind(article.map(|a| a.title.as_str()))
-        .bind(article.map(|a| a.content.as_str()))
-        .bind(article.map(|a| a.author.as_str()))
-        .bind(article.map(|a| a.tags.join(",")))
-        .bind(article.map(|a| micros(a.create_time)))
-        .bind(article.map(|a| micros(a.update_time)))
-        .bind(article.map(|a| a.version))
-        .bind(old_tags.map(|t| t.join(",")))
-        .execute(&mut **tx)
-        .await.lite()?;
+        sqlx::query(sql)
+            .bind(kind)
+            .bind(id)
+            .bind(article.map(|a| a.title.as_str()))
+            .bind(article.map(|a| a.content.as_str()))
+            .bind(article.map(|a| a.author.as_str()))
+            .bind(article.map(|a| a.tags.join(",")))
+            .bind(article.map(|a| micros(a.create_time)))
+            .bind(article.map(|a| micros(a.update_time)))
+            .bind(article.map(|a| a.version))
+            .bind(old_tags.map(|t| t.join(",")))
+            .execute(&mut **tx)
+            .await
+            .lite()?;
         Ok(())
     }
 }
@@ -479,14 +494,30 @@ impl ArticleStore for SqliteStore {
     }
 }
 
-/// Runs one op of the writer's batch inside `tx`; its last statement trip
-/// ends with [`savepoint_tail`], so once it succeeds the savepoint `op`
-/// marks the state after it. An error may come before or after that move;
-/// either way `ROLLBACK TO op` undoes this op alone (see `writer`).
-async fn apply(tx: &mut Transaction<'static, Sqlite>, op: &Op) -> StoreResult<Done> {
+/// How the writer runs an op (see `writer`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Straight into the batch's transaction.
+    Plain,
+    /// Its last statement trip ends with [`savepoint_tail`], so once it
+    /// succeeds the savepoint `op` marks the state after it. An error may
+    /// come before or after that move; either way `ROLLBACK TO op` undoes
+    /// this op alone.
+    Savepoint,
+}
+
+/// Runs one op of the writer's batch inside `tx`. `NotFound` and
+/// `VersionConflict` are only answered before the op has written anything
+/// (the writer relies on it, see [`writer::wrote_nothing`]).
+async fn apply(tx: &mut Transaction<'static, Sqlite>, op: &Op, mode: Mode) -> StoreResult<Done> {
+    let pick = |plain, in_savepoint| match mode {
+        Mode::Plain => plain,
+        Mode::Savepoint => in_savepoint,
+    };
     match op {
         Op::Create { author, draft } => {
-            let article = SqliteStore::insert(tx, CREATE_OP, author, draft, now_micros()).await?;
+            let sql = pick(CREATE, CREATE_OP);
+            let article = SqliteStore::insert(tx, sql, author, draft, now_micros()).await?;
             Ok(Done::Article(article))
         }
         Op::Update {
@@ -529,11 +560,12 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, op: &Op) -> StoreResult<Do
                 .await
                 .lite()?;
             insert_tags(tx, id, micros(article.create_time), draft.tags()).await?;
-            SqliteStore::record(tx, "updated", Some(&article), id, Some(&old_tags)).await?;
+            let sql = pick(RECORD, RECORD_OP);
+            SqliteStore::record(tx, sql, "updated", Some(&article), id, Some(&old_tags)).await?;
             Ok(Done::Article(article))
         }
         Op::Delete { id } => {
-            let deleted = sqlx::query(DELETE_OP)
+            let deleted = sqlx::query(pick(DELETE, DELETE_OP))
                 .bind(*id)
                 .fetch_all(&mut **tx)
                 .await

@@ -3,15 +3,17 @@
 //! Every create, update and delete is queued to one task. It takes every
 //! op queued while the previous commit was syncing (at most
 //! [`MAX_BATCH_OPS`] ops and about [`MAX_BATCH_BYTES`] bytes of article
-//! text), runs them in one `BEGIN IMMEDIATE` transaction, each inside its
-//! own `SAVEPOINT`, and commits them with one `COMMIT`: one WAL fsync for
+//! text), runs them in one `BEGIN IMMEDIATE` transaction and commits them
+//! with one `COMMIT` (see [`plain_pass`]; if an op fails half-way, the
+//! batch is run again with each op inside its own `SAVEPOINT`,
+//! [`savepoint_pass`]): one WAL fsync for
 //! the lot instead of one per op (`synchronous=FULL`), and no race for the
 //! write lock: with a connection per writer, the losers of each race slept
 //! in SQLite's busy handler, so 64 writers were no faster than one.
 //!
 //! What each caller keeps, as if it had had a transaction of its own:
 //! - its own all-or-nothing outcome and its own error: an op that fails is
-//!   rolled back to its savepoint and answered with its error (NotFound,
+//!   rolled back alone and answered with its error (NotFound,
 //!   VersionConflict, a constraint), the others in the batch still commit;
 //! - its own change sequence: ops are applied and numbered in queue order,
 //!   and batches commit one after the other, so sequence order is commit
@@ -56,7 +58,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{
     super::{Article, ArticleDraft, ArticleError, store::StoreResult},
-    SqliteResultExt as _, apply,
+    Mode, SqliteResultExt as _, apply,
 };
 
 /// Ops that may wait in the writer's queue; callers beyond it wait for room.
@@ -294,33 +296,35 @@ async fn begin(
     }
 }
 
-/// Whether an op's failure left the transaction usable.
-enum Failure {
-    /// Rolled back to its savepoint: only this op failed.
-    Own(ArticleError),
-    /// The transaction is gone or unusable: the whole batch fails.
-    Batch(ArticleError),
+/// How a pass over the batch ended.
+enum Pass {
+    /// Every op has its result (written, or failed having written
+    /// nothing), unless `broken`: the transaction is unusable and the ops
+    /// without a result of their own get that error.
+    Done {
+        results: Vec<StoreResult<Done>>,
+        broken: Option<ArticleError>,
+    },
+    /// An op failed half-way; `ROLLBACK TO batch` undid the whole pass.
+    Redo,
+}
+
+/// Whether an op that failed with `err` wrote nothing (see `apply`).
+pub(super) fn wrote_nothing(err: &ArticleError) -> bool {
+    matches!(
+        err,
+        ArticleError::NotFound(_) | ArticleError::VersionConflict { .. }
+    )
 }
 
 async fn write(mut tx: Transaction<'static, Sqlite>, jobs: Vec<Job>, shared: &Shared) {
-    let mut results: Vec<StoreResult<Done>> = Vec::with_capacity(jobs.len());
-    let mut broken = sqlx::query("SAVEPOINT op")
-        .execute(&mut *tx)
-        .await
-        .lite()
-        .err();
-    if broken.is_none() {
-        for job in &jobs {
-            match write_one(&mut tx, &job.op).await {
-                Ok(done) => results.push(Ok(done)),
-                Err(Failure::Own(err)) => results.push(Err(err)),
-                Err(Failure::Batch(err)) => {
-                    broken = Some(err);
-                    break;
-                }
-            }
-        }
-    }
+    let pass = match plain_pass(&mut tx, &jobs).await {
+        Pass::Redo => savepoint_pass(&mut tx, &jobs).await,
+        done => done,
+    };
+    let Pass::Done { results, broken } = pass else {
+        unreachable!("the savepoint pass never asks for a redo")
+    };
     let outcome = match broken {
         Some(err) => {
             // Often SQLite has already rolled back; a failing ROLLBACK
@@ -359,22 +363,142 @@ async fn write(mut tx: Transaction<'static, Sqlite>, jobs: Vec<Job>, shared: &Sh
     }
 }
 
-/// Runs one op. The savepoint `op` marks the state before it: set once
-/// after `BEGIN`, then moved past each written op by the op's own last
-/// statement trip (`RELEASE op; SAVEPOINT op` appended to its SQL), since
-/// every trip to the connection's thread costs CPU on the one writer. So
-/// whether the op failed in its own statements or in that move, `ROLLBACK
-/// TO op` undoes it alone and leaves the savepoint where the next op
-/// starts; if that fails, the transaction is gone.
-async fn write_one(tx: &mut Transaction<'static, Sqlite>, op: &Op) -> Result<Done, Failure> {
-    match apply(tx, op).await {
-        Ok(done) => Ok(done),
-        // If SQLite rolled the whole transaction back (a full disk, an I/O
-        // error), the savepoint is gone and this fails.
-        Err(err) => match sqlx::query("ROLLBACK TO op").execute(&mut **tx).await {
-            Ok(_) => Err(Failure::Own(err)),
-            Err(_) => Err(Failure::Batch(err)),
+/// Leaves new articles out of the search index until [`index_new`] adds
+/// them (migration `0003_fts_deferred`), and answers the newest article
+/// already in it. Only inside a write transaction that ends with
+/// [`UNDEFER_INDEX`] before it commits.
+macro_rules! defer_index {
+    () => {
+        "UPDATE article_fts_deferred SET deferred = 1 WHERE one = 1;
+         SELECT coalesce(max(id), 0) FROM articles"
+    };
+}
+
+const UNDEFER_INDEX: &str = "UPDATE article_fts_deferred SET deferred = 0 WHERE one = 1";
+
+/// The first try at a batch, and the only one unless an op fails
+/// half-way: the ops straight into the transaction, one statement trip
+/// each, after a savepoint `batch` to go back to. New articles are added
+/// to the search index in one statement at the end (migration
+/// `0003_fts_deferred`) and before any update or delete, which must find
+/// the article in the index: FTS5 writes its pending terms out as an index
+/// segment at every savepoint, statement ones included, so adding them one
+/// insert at a time wrote a segment per article.
+async fn plain_pass(tx: &mut Transaction<'static, Sqlite>, jobs: &[Job]) -> Pass {
+    let mut results = Vec::with_capacity(jobs.len());
+    let begin = sqlx::query_scalar(concat!("SAVEPOINT batch; ", defer_index!()))
+        .fetch_one(&mut **tx)
+        .await
+        .lite();
+    // The newest article already in the search index.
+    let mut indexed: i64 = match begin {
+        Ok(id) => id,
+        Err(err) => {
+            return Pass::Done {
+                results,
+                broken: Some(err),
+            };
+        }
+    };
+    let mut unindexed = false;
+    for job in jobs {
+        let create = matches!(job.op, Op::Create { .. });
+        if unindexed && !create {
+            match index_new(tx, indexed, "SELECT coalesce(max(id), 0) FROM articles").await {
+                Ok(Some(id)) => indexed = id,
+                Ok(None) => {}
+                Err(err) => return undo(tx, results, err).await,
+            }
+            unindexed = false;
+        }
+        match apply(tx, &job.op, Mode::Plain).await {
+            Ok(done) => {
+                unindexed |= create;
+                results.push(Ok(done));
+            }
+            Err(err) if wrote_nothing(&err) => results.push(Err(err)),
+            Err(err) => return undo(tx, results, err).await,
+        }
+    }
+    if let Err(err) = index_new(tx, indexed, UNDEFER_INDEX).await {
+        return undo(tx, results, err).await;
+    }
+    Pass::Done {
+        results,
+        broken: None,
+    }
+}
+
+/// Adds the articles newer than `indexed` to the search index, then runs
+/// `then` (whose one value, if any, it answers) in the same trip.
+async fn index_new(
+    tx: &mut Transaction<'static, Sqlite>,
+    indexed: i64,
+    then: &str,
+) -> StoreResult<Option<i64>> {
+    let sql = format!(
+        "INSERT INTO articles_fts (rowid, search_text)
+         SELECT id, search_text FROM articles WHERE id > ?1;
+         {then}"
+    );
+    sqlx::query_scalar(&sql)
+        .bind(indexed)
+        .fetch_optional(&mut **tx)
+        .await
+        .lite()
+}
+
+/// After an op failed half-way in the plain pass: back to the savepoint
+/// `batch`, for the savepoint pass; if that fails the transaction is gone.
+async fn undo(
+    tx: &mut Transaction<'static, Sqlite>,
+    results: Vec<StoreResult<Done>>,
+    err: ArticleError,
+) -> Pass {
+    match sqlx::query("ROLLBACK TO batch").execute(&mut **tx).await {
+        Ok(_) => Pass::Redo,
+        Err(_) => Pass::Done {
+            results,
+            broken: Some(err),
         },
+    }
+}
+
+/// The second try, after an op failed half-way: each op in a savepoint of
+/// its own, so a failing one is rolled back alone (the search index is
+/// kept by its triggers here). The savepoint `op` marks the state before
+/// the op: set once here, then moved past each written op by the op's own
+/// last statement trip (`RELEASE op; SAVEPOINT op` appended to its SQL).
+/// So whether the op failed in its own statements or in that move,
+/// `ROLLBACK TO op` undoes it alone and leaves the savepoint where the next
+/// op starts; if that fails, the transaction is gone.
+async fn savepoint_pass(tx: &mut Transaction<'static, Sqlite>, jobs: &[Job]) -> Pass {
+    let mut results = Vec::with_capacity(jobs.len());
+    if let Err(err) = sqlx::query("SAVEPOINT op").execute(&mut **tx).await.lite() {
+        return Pass::Done {
+            results,
+            broken: Some(err),
+        };
+    }
+    for job in jobs {
+        match apply(tx, &job.op, Mode::Savepoint).await {
+            Ok(done) => results.push(Ok(done)),
+            // If SQLite rolled the whole transaction back (a full disk, an
+            // I/O error), the savepoint is gone and this fails.
+            Err(err) => match sqlx::query("ROLLBACK TO op").execute(&mut **tx).await {
+                Ok(_) => results.push(Err(err)),
+                Err(_) => {
+                    return Pass::Done {
+                        results,
+                        broken: Some(err),
+                    };
+                }
+            },
+        }
+    }
+    Pass::Done {
+        results,
+        broken: None,
     }
 }
 
