@@ -68,9 +68,9 @@ struct Args {
     /// Keep each database after its measurement.
     #[arg(long)]
     keep: bool,
-    /// Measure the SQLite databases a run with --keep left in --work-dir
-    /// instead of seeding new ones (e.g. to measure again once the machine
-    /// is quiet).
+    /// Measure the databases a run with --keep left in --work-dir (SQLite
+    /// files, or the PostgreSQL cluster's `growthN` databases) instead of
+    /// seeding new ones (e.g. to measure again once the machine is quiet).
     #[arg(long)]
     reuse: bool,
     /// A label for the output (e.g. the commit measured).
@@ -122,7 +122,9 @@ async fn main() -> anyhow::Result<()> {
         Store::Sqlite => None,
         Store::Postgres => {
             let dir = std::path::absolute(args.work_dir.join("postgres"))?;
-            let _ = std::fs::remove_dir_all(&dir);
+            if !args.reuse {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
             let options = pg::Options {
                 remove_dir: !args.keep,
                 ..pg::Options::default()
@@ -132,13 +134,13 @@ async fn main() -> anyhow::Result<()> {
     };
     for &n in &args.sizes {
         let dir = args.work_dir.join(format!("n{n}"));
-        let reused = args.reuse && matches!(args.store, Store::Sqlite);
-        if !reused {
+        if !args.reuse {
             let _ = std::fs::remove_dir_all(&dir);
         }
         std::fs::create_dir_all(&dir)?;
         let db = match &cluster {
             None => Database::Sqlite(dir.join("articles.db")),
+            Some(cluster) if args.reuse => Database::Postgres(cluster.url(&format!("growth{n}"))),
             Some(cluster) => Database::Postgres(cluster.create_database(&format!("growth{n}"))?),
         };
         let figures = measure(&args, &dir, &db, n).await;
@@ -157,6 +159,8 @@ async fn measure(args: &Args, dir: &Path, db: &Database, n: usize) -> anyhow::Re
         Database::Sqlite(file) if args.reuse => {
             bail!("--reuse: no database at {}", file.display())
         }
+        // The server fails to start, naming the database, if it is not there.
+        Database::Postgres(_) if args.reuse => {}
         _ => {
             // Created and migrated by the server itself.
             start(args, dir, db).await?.stop().await?;
