@@ -13,10 +13,14 @@
 //!
 //! The HTTP settings are the ones tonic 0.14's `Server` gave hyper, so
 //! clients see the same server: HTTP/2 with no limit on concurrent streams
-//! or on locally reset streams (hyper's own defaults are 200 and 1024),
+//! (hyper's own default is 200; the runtime's call limit bounds calls),
 //! hyper's 1 MiB windows without adaptive flow control, 16 KiB frames and
 //! header lists, keepalive PINGs; HTTP/1.1 with hyper's 30 s header-read
 //! timeout between requests (hyper enforces it only when given a timer).
+//! One setting is deliberately not tonic's: tonic turns off hyper's limit on
+//! streams the server itself resets (1,024 before a GOAWAY), which hyper
+//! advises against (RUSTSEC-2024-0003); the runtime keeps it. Resets by the
+//! client are bounded by h2's own default (20 pending).
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
@@ -47,7 +51,6 @@ pub(crate) fn builder(keepalive: (Duration, Duration)) -> Builder {
         .keep_alive_timeout(keepalive.1)
         .adaptive_window(false)
         .max_concurrent_streams(None)
-        .max_local_error_reset_streams(None)
         .max_pending_accept_reset_streams(None);
     Arc::new(builder)
 }
