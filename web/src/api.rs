@@ -155,15 +155,26 @@ pub async fn list_articles(q: ListQuery) -> Result<pb::ListArticlesResponse, Api
     Ok(grpc_browser::unary(Box::pin(client().list_articles(req))).await?)
 }
 
-/// The first list page's answer that `index.html`'s inline script asked
-/// for while the wasm downloaded (for `/` without a query: the list page's
-/// default parameters), if it has come and is a success. `None` otherwise,
-/// and on every call after the first, so a later list never shows this old
-/// page: the list page then calls [`list_articles`] as usual (loading
-/// state, errors).
+/// What the list page finds of the request `index.html`'s inline script
+/// made for the first list (for `/` without a query: the list page's
+/// default parameters) while the wasm downloaded.
+pub enum FirstList {
+    /// The answer has come and is a success: the rows are part of the
+    /// first mount.
+    Answered(pb::ListArticlesResponse),
+    /// The answer is still on its way (the mount waited for it, but not
+    /// longer than `main` allows): [`list_articles_after`] awaits it
+    /// instead of sending the same request again.
+    OnItsWay(js_sys::Promise),
+}
+
+/// The first list's request of `index.html`, the first time it is asked
+/// for; `None` if it failed or gave an error, and on every call after the
+/// first, so a later list never shows this old page: the list page then
+/// calls [`list_articles`] as usual (loading state, errors).
 ///
 /// Not with `ARTICLE_API_URL`: the script asks the page's origin.
-pub fn prefetched_first_list() -> Option<pb::ListArticlesResponse> {
+pub fn first_list() -> Option<FirstList> {
     thread_local! {
         static TAKEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
@@ -171,11 +182,29 @@ pub fn prefetched_first_list() -> Option<pb::ListArticlesResponse> {
         return None;
     }
     let answer = first_list_request()?;
-    // Still a `Promise` while the answer is on its way.
-    if !answer.is_instance_of::<js_sys::ArrayBuffer>() {
-        return None;
+    match answer.dyn_into::<js_sys::Promise>() {
+        Ok(on_its_way) => Some(FirstList::OnItsWay(on_its_way)),
+        Err(answer) => {
+            let answer = answer.dyn_into::<js_sys::ArrayBuffer>().ok()?;
+            let body = js_sys::Uint8Array::new(&answer).to_vec();
+            list_answer(body).ok().map(FirstList::Answered)
+        }
     }
-    list_answer(js_sys::Uint8Array::new(&answer).to_vec()).ok()
+}
+
+/// The answer to the first list's request once it has come, or, if it
+/// fails or is an error, `q` asked for as usual.
+pub async fn list_articles_after(
+    on_its_way: js_sys::Promise,
+    q: ListQuery,
+) -> Result<pb::ListArticlesResponse, ApiError> {
+    let answer = wasm_bindgen_futures::JsFuture::from(on_its_way).await;
+    if let Ok(answer) = answer.and_then(|a| a.dyn_into::<js_sys::ArrayBuffer>())
+        && let Ok(response) = list_answer(js_sys::Uint8Array::new(&answer).to_vec())
+    {
+        return Ok(response);
+    }
+    list_articles(q).await
 }
 
 /// While the answer to `index.html`'s first-list request is on its way:

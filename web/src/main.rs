@@ -2,8 +2,8 @@
 //! from `web/index.html`.
 
 /// How long the mount waits for the first list's answer that `index.html`
-/// asked for; after that the list page shows its loading state and calls
-/// again.
+/// asked for; after that the list page shows its loading state until the
+/// answer comes (and calls again only if it fails).
 #[cfg(target_arch = "wasm32")]
 const FIRST_LIST_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 

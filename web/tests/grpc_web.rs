@@ -284,3 +284,48 @@ fn a_prefetched_list_answer_reads_like_a_call() {
     cut.truncate(6);
     assert!(api::list_answer(cut).is_err(), "a cut body is no answer");
 }
+
+/// When the first list's answer is still on its way at the mount, the
+/// list page's first load waits for it instead of sending the same request
+/// again; only if it failed or is an error does it ask the server.
+#[wasm_bindgen_test]
+async fn a_first_list_still_on_its_way_is_awaited_and_asked_again_only_if_it_failed() {
+    // A tag nothing has: the server's answer for it has no articles, so a
+    // total of 7 can only come from the awaited answer.
+    let q = || ListQuery {
+        page: 1,
+        page_size: 10,
+        query: String::new(),
+        tag: unique("nothing"),
+    };
+    let body = js_sys::Uint8Array::from(&answer_body(&[0x10, 7], "grpc-status:0\r\n")[..]);
+    let on_its_way = js_sys::Promise::resolve(&wasm_bindgen::JsValue::from(body.buffer()));
+    let listed = within(
+        "the awaited answer",
+        api::list_articles_after(on_its_way, q()),
+    )
+    .await
+    .expect("the awaited answer");
+    assert_eq!(listed.total_count, 7);
+
+    let failed = js_sys::Promise::resolve(&wasm_bindgen::JsValue::NULL);
+    let asked = within(
+        "a call after a failed request",
+        api::list_articles_after(failed, q()),
+    )
+    .await
+    .expect("the server's answer");
+    assert_eq!(asked.total_count, 0);
+
+    let error = js_sys::Uint8Array::from(
+        &answer_body(&[], "grpc-status:14\r\ngrpc-message:shutting down\r\n")[..],
+    );
+    let error = js_sys::Promise::resolve(&wasm_bindgen::JsValue::from(error.buffer()));
+    let asked = within(
+        "a call after an error",
+        api::list_articles_after(error, q()),
+    )
+    .await
+    .expect("the server's answer");
+    assert_eq!(asked.total_count, 0);
+}

@@ -52,9 +52,17 @@ pub fn ListPage() -> impl IntoView {
     // asked for it while the wasm downloaded): then the rows are part of
     // the first mount, with no loading state, no second call and no second
     // layout before they show.
-    let prefetched = (params.get_untracked() == ListParams::default())
-        .then(api::prefetched_first_list)
-        .flatten();
+    // If it is still on its way, the first load waits for it instead of
+    // asking again.
+    let (prefetched, on_its_way) = match (params.get_untracked() == ListParams::default())
+        .then(api::first_list)
+        .flatten()
+    {
+        Some(api::FirstList::Answered(response)) => (Some(response), None),
+        Some(api::FirstList::OnItsWay(answer)) => (None, Some(answer)),
+        None => (None, None),
+    };
+    let on_its_way = StoredValue::new_local(on_its_way);
     let skip_first_load = StoredValue::new(prefetched.is_some());
     // Then the feed opens once that list is painted: opening it (tonic's
     // streaming path, compiled on its first use) would otherwise run
@@ -80,14 +88,19 @@ pub fn ListPage() -> impl IntoView {
         if !quiet {
             error.set(None);
         }
+        // Only the first load can find the first list's answer on its way.
+        let on_its_way = on_its_way.try_update_value(Option::take).flatten();
         loader.run(async move {
-            let result = api::list_articles(ListQuery {
+            let q = ListQuery {
                 page: p.page,
                 page_size: p.size,
                 query: p.q,
                 tag: p.tag,
-            })
-            .await;
+            };
+            let result = match on_its_way {
+                Some(answer) => api::list_articles_after(answer, q).await,
+                None => api::list_articles(q).await,
+            };
             loading.set(false);
             foreground.set_value(false);
             match result {
