@@ -378,19 +378,35 @@ const UNDEFER_INDEX: &str = "UPDATE article_fts_deferred SET deferred = 0 WHERE 
 
 /// The first try at a batch, and the only one unless an op fails
 /// half-way: the ops straight into the transaction, one statement trip
-/// each, after a savepoint `batch` to go back to. New articles are added
-/// to the search index in one statement at the end (migration
-/// `0003_fts_deferred`) and before any update or delete, which must find
-/// the article in the index: FTS5 writes its pending terms out as an index
-/// segment at every savepoint, statement ones included, so adding them one
-/// insert at a time wrote a segment per article.
+/// each, after a savepoint `batch` to go back to. If the batch has two
+/// creates or more, the new articles are added to the search index in one
+/// statement at the end (migration `0003_fts_deferred`) and before any
+/// update or delete, which must find the article in the index: FTS5
+/// writes its pending terms out as an index segment at every savepoint,
+/// statement ones included, so adding them one insert at a time wrote a
+/// segment per article.
 async fn plain_pass(tx: &mut Transaction<'static, Sqlite>, jobs: &[Job]) -> Pass {
     let mut results = Vec::with_capacity(jobs.len());
-    let begin = sqlx::query_scalar(concat!("SAVEPOINT batch; ", defer_index!()))
-        .fetch_one(&mut **tx)
-        .await
-        .lite();
-    // The newest article already in the search index.
+    // With fewer than two creates there is nothing to gather: the trigger
+    // indexes the one create, and a lone write saves a trip and a row.
+    let defer = jobs
+        .iter()
+        .filter(|job| matches!(job.op, Op::Create { .. }))
+        .nth(1)
+        .is_some();
+    let begin = if defer {
+        sqlx::query_scalar(concat!("SAVEPOINT batch; ", defer_index!()))
+            .fetch_one(&mut **tx)
+            .await
+            .lite()
+    } else {
+        sqlx::query("SAVEPOINT batch")
+            .execute(&mut **tx)
+            .await
+            .lite()
+            .map(|_| 0)
+    };
+    // The newest article already in the search index (when deferring).
     let mut indexed: i64 = match begin {
         Ok(id) => id,
         Err(err) => {
@@ -413,14 +429,14 @@ async fn plain_pass(tx: &mut Transaction<'static, Sqlite>, jobs: &[Job]) -> Pass
         }
         match apply(tx, &job.op, Mode::Plain).await {
             Ok(done) => {
-                unindexed |= create;
+                unindexed |= create && defer;
                 results.push(Ok(done));
             }
             Err(err) if wrote_nothing(&err) => results.push(Err(err)),
             Err(err) => return undo(tx, results, err).await,
         }
     }
-    if let Err(err) = index_new(tx, indexed, UNDEFER_INDEX).await {
+    if defer && let Err(err) = index_new(tx, indexed, UNDEFER_INDEX).await {
         return undo(tx, results, err).await;
     }
     Pass::Done {
