@@ -565,7 +565,15 @@ async fn a_256_mib_import_is_stored_whole_without_growing_memory_by_64_mib() {
     let (dir, db) = temp_dir_in_memory();
     let token = format!("alice={ALICE_TOKEN}");
     let server = ServerProcess::start(command_with(dir.path(), &db, &["--token", &token])).await;
-    let mut client = connect(&server).await;
+    // Without the usual channel's 30 s per-call timeout: the import takes
+    // 10-30 s on a loaded 2-core machine, and is bounded below instead.
+    let channel = tonic::transport::Endpoint::from_shared(server.url().to_owned())
+        .expect("the printed url is a valid endpoint")
+        .connect_timeout(TIMEOUT)
+        .connect()
+        .await
+        .expect("a client connects to the printed url");
+    let mut client = ArticleServiceClient::new(channel);
     // Warm up: the first write opens the pool's connections and caches.
     create(&mut client, ALICE_TOKEN, "before the import").await;
     let before = proc_status_bytes(server.pid(), "VmRSS");
