@@ -178,7 +178,7 @@ pub fn first_list() -> Option<FirstList> {
     thread_local! {
         static TAKEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
-    if TAKEN.replace(true) || option_env!("ARTICLE_API_URL").is_some_and(|u| !u.is_empty()) {
+    if TAKEN.replace(true) {
         return None;
     }
     let answer = first_list_request()?;
@@ -210,16 +210,17 @@ pub async fn list_articles_after(
 /// While the answer to `index.html`'s first-list request is on its way:
 /// the `Promise` that settles when it has come (or failed).
 pub fn first_list_in_flight() -> Option<js_sys::Promise> {
-    if option_env!("ARTICLE_API_URL").is_some_and(|u| !u.is_empty()) {
-        return None;
-    }
     first_list_request()?.dyn_into().ok()
 }
 
 /// What `index.html`'s script left in `window.articleFirstList`: the
 /// answer's `ArrayBuffer`, a `Promise` while it is on its way, `null` if
-/// it failed; `undefined` on other addresses.
+/// it failed; `undefined` on other addresses. `None` with
+/// `ARTICLE_API_URL`: the script asks the page's origin, not that server.
 fn first_list_request() -> Option<wasm_bindgen::JsValue> {
+    if option_env!("ARTICLE_API_URL").is_some_and(|u| !u.is_empty()) {
+        return None;
+    }
     js_sys::Reflect::get(&web_sys::window()?.into(), &"articleFirstList".into()).ok()
 }
 
