@@ -1,6 +1,7 @@
 //! Finding and installing the tools the tasks need, each skipped when the
 //! right version is already there: the `ensure-tools` task (rustfmt,
-//! clippy and the wasm32 target through rustup), tools from `cargo install`
+//! clippy, rust-src and the wasm32 target through rustup; the compiler
+//! itself is pinned by `rust-toolchain.toml`), tools from `cargo install`
 //! (trunk, wasm-bindgen-cli, geckodriver), from npm into `target/tools`
 //! (wasm-opt from `binaryen`, protobuf-es; never global) and from apt-get
 //! (chromium and chromedriver; postgresql and haproxy; nodejs and npm).
@@ -13,14 +14,15 @@ use std::process::{Command, Stdio};
 
 use crate::cargo::{cargo, cargo_command, cargo_lock_version};
 use crate::error::{Error, Result, fail};
-use crate::process::{quiet_success, run_command, step};
+use crate::process::{quiet_success, run_command, step, workspace_root};
 
 pub(crate) const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
-/// Installs the wasm32 target and the rustfmt/clippy components when they
-/// are missing. Does nothing (and needs no network) when all are present.
+/// Installs the wasm32 target and the rustfmt, clippy and rust-src
+/// components when they are missing. Does nothing (and needs no network)
+/// when all are present.
 pub(crate) fn ensure_tools() -> Result<()> {
-    step("ensure tools (wasm32 target, rustfmt, clippy)");
+    step("ensure tools (wasm32 target, rustfmt, clippy, rust-src)");
 
     let have_rustup = Command::new("rustup")
         .arg("--version")
@@ -50,7 +52,53 @@ pub(crate) fn ensure_tools() -> Result<()> {
         println!("    rustfmt and clippy: present");
     }
 
+    ensure_rust_src_with(have_rustup)?;
     ensure_wasm_target_with(have_rustup)
+}
+
+/// std's source folder of the compiler that cargo runs here (the one
+/// `rust-toolchain.toml` pins): `<sysroot>/lib/rustlib/src/rust/library`.
+fn std_source_dir() -> Result<PathBuf> {
+    let output = Command::new("rustc")
+        .current_dir(workspace_root())
+        .args(["--print", "sysroot"])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| Error(format!("could not run `rustc --print sysroot`: {e}")))?;
+    if !output.status.success() {
+        return fail(format!(
+            "`rustc --print sysroot` failed ({})",
+            output.status
+        ));
+    }
+    let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    Ok(PathBuf::from(sysroot)
+        .join("lib")
+        .join("rustlib")
+        .join("src")
+        .join("rust")
+        .join("library"))
+}
+
+/// Installs the `rust-src` component (std's source) through rustup if
+/// missing: the app's release build compiles std for wasm32 itself
+/// (`-Zbuild-std`, see `web::build_web`).
+fn ensure_rust_src_with(have_rustup: bool) -> Result<()> {
+    // std's lock file is what `-Zbuild-std` resolves std's dependencies from.
+    if std_source_dir()?.join("Cargo.lock").is_file() {
+        println!("    rust-src: present");
+        return Ok(());
+    }
+    if !have_rustup {
+        return fail(
+            "std's source (rust-src) is missing and rustup is not available to install it; \
+             the web app's release build compiles std itself",
+        );
+    }
+    let mut cmd = Command::new("rustup");
+    cmd.current_dir(workspace_root())
+        .args(["component", "add", "rust-src"]);
+    run_command(cmd)
 }
 
 /// Installs the `wasm32-unknown-unknown` target through rustup if missing.
