@@ -117,6 +117,7 @@ mod deadline;
 mod dispatch;
 mod drain;
 mod encoded;
+mod grpc_web;
 mod limit;
 mod metrics;
 mod observe;
@@ -139,12 +140,12 @@ use std::{
 };
 
 use anyhow::Context as _;
-use axum::{Router, response::IntoResponse, routing::get};
+use axum::{Router, routing::get};
 use futures::StreamExt as _;
 use http::{HeaderName, StatusCode};
 use tonic::{body::Body, server::NamedService};
 use tonic_health::{ServingStatus, server::HealthReporter};
-use tower::{Service, ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
+use tower::{Service, ServiceBuilder, util::BoxCloneSyncService};
 
 #[cfg(feature = "cli")]
 pub use self::args::RuntimeArgs;
@@ -482,17 +483,13 @@ impl RuntimeBuilder {
             .layer(SendEncodedLayer)
             .service(routes);
         // Refusals of the load shedding are logged and counted, and
-        // translated to gRPC-web by tonic-web like any other answer.
+        // translated to gRPC-web like any other answer.
         let limited = Overload::new(services, self.max_concurrent_calls);
         let grpc = ServiceBuilder::new()
-            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(grpc_web::GrpcWebLayer)
             .layer(ObserveLayer::new(metrics.clone()))
             .service(Deadline::new(limited));
-        let grpc: dispatch::GrpcService =
-            BoxCloneSyncService::new(ServiceExt::<http::Request<axum::body::Body>>::map_response(
-                grpc,
-                IntoResponse::into_response,
-            ));
+        let grpc: dispatch::GrpcService = BoxCloneSyncService::new(grpc);
 
         let registry = metrics.clone();
         let mut http = Router::new()

@@ -103,12 +103,12 @@ where
 }
 
 /// The request's `content-length`, noted by [`note_declared_length`]
-/// before tonic-web removes the header.
+/// before the gRPC-web translation removes the header.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct DeclaredLength(u64);
 
 /// Keeps the request's `content-length` for the limit's lingering close:
-/// tonic-web removes the header when it translates a gRPC-web request.
+/// the gRPC-web translation (`crate::grpc_web`) removes the header.
 pub(crate) fn note_declared_length<B>(req: &mut Request<B>) {
     let declared = req
         .headers()
