@@ -36,6 +36,7 @@ LAYERS = [
     ("runtime: metrics", r"(metrics::|metrics_exporter_prometheus|metrics_util|grpc_runtime::metrics|quanta::|sketches_ddsketch|portable_atomic)"),
     ("runtime: log line (tracing)", r"(tracing_subscriber|tracing_appender|tracing_core|tracing::|nu_ansi_term|crossbeam_channel|sharded_slab|article_server::telemetry)"),
     ("runtime: drain/accept/serve", r"grpc_runtime::(drain|accept|serve)"),
+    ("runtime: gRPC-web translation", r"grpc_runtime::grpc_web"),
     ("runtime (other)", r"grpc_runtime::"),
     ("tonic-web translation", r"tonic_web::"),
     ("tonic codec (decode, encode body)", r"tonic::codec"),
@@ -61,6 +62,7 @@ ENTRY_POINTS = [
     ("tonic Grpc::unary", r"tonic::server::grpc::Grpc<T>>::unary::"),
     ("tonic EncodeBody poll_frame", r"tonic::codec::encode::EncodeBody<.*poll_frame"),
     ("tonic-web body poll_frame", r"tonic_web::call::GrpcWebCall<.*poll_frame"),
+    ("runtime: gRPC-web body poll_frame", r"grpc_runtime::grpc_web::ResponseBody<.*poll_frame"),
     ("log line (Call::finish)", r"grpc_runtime::observe::Call::finish"),
     ("ListArticles handler", r"article_server::article::grpc::.*list_articles"),
 ]
