@@ -1,5 +1,14 @@
 //! Entry point: mounts [`article_web::App`] on the page Trunk builds
 //! from `web/index.html`.
+//!
+//! No panic hook: the release build (`cargo xtask run`, see
+//! `xtask/src/web.rs`) compiles with `-Cpanic=immediate-abort`, so a panic
+//! is a bare WebAssembly trap. The console shows `RuntimeError:
+//! unreachable` (Chromium: `unreachable executed`) with a stack of wasm
+//! function indices, no message and no source location, and the app stops
+//! (its event handlers throw the same error from then on). To read a
+//! panic's message, run a debug build (`trunk serve`), which keeps Rust's
+//! normal panics and prints them through the browser's console.
 
 /// How long the mount waits for the first list's answer that `index.html`
 /// asked for; after that the list page shows its loading state until the
@@ -11,7 +20,6 @@ const FIRST_LIST_WAIT: std::time::Duration = std::time::Duration::from_millis(10
 fn main() {
     use wasm_bindgen::{JsValue, closure::Closure};
 
-    console_error_panic_hook::set_once();
     // The answer is often on the wire while the wasm starts; its promise
     // settles a task later. Mounting after it lets the list page render
     // the rows in its first mount instead of a loading state, a second call

@@ -56,6 +56,13 @@ pub(crate) fn ensure_tools() -> Result<()> {
     ensure_wasm_target_with(have_rustup)
 }
 
+/// Installs the `rust-src` component (std's source) through rustup if
+/// missing.
+pub(crate) fn ensure_rust_src() -> Result<()> {
+    let have_rustup = quiet_success(Command::new("rustup").arg("--version"));
+    ensure_rust_src_with(have_rustup)
+}
+
 /// std's source folder of the compiler that cargo runs here (the one
 /// `rust-toolchain.toml` pins): `<sysroot>/lib/rustlib/src/rust/library`.
 fn std_source_dir() -> Result<PathBuf> {
