@@ -485,6 +485,71 @@ async fn sigint_exits_zero() {
 }
 
 #[tokio::test]
+async fn call_lines_logged_right_before_and_during_the_drain_are_on_stderr_after_exit() {
+    // Log lines go to stderr in batches: the last ones, logged just before
+    // SIGTERM and while draining, must still be written before the exit.
+    let (dir, db) = temp_dir();
+    let token = format!("alice={ALICE_TOKEN}");
+    let mut server =
+        ServerProcess::start(command_with(dir.path(), &db, &["--token", &token])).await;
+    let mut client = connect(&server).await;
+    let mut watch_request = tonic::Request::new(pb::WatchArticlesRequest::default());
+    watch_request
+        .metadata_mut()
+        .insert("x-request-id", MetadataValue::from_static("drained-watch"));
+    let mut watch = client
+        .watch_articles(watch_request)
+        .await
+        .expect("WatchArticles opens")
+        .into_inner();
+    let ids: Vec<String> = (0..50).map(|i| format!("before-sigterm-{i}")).collect();
+    for id in &ids {
+        let mut request = tonic::Request::new(pb::ListArticlesRequest::default());
+        request
+            .metadata_mut()
+            .insert("x-request-id", id.parse().expect("an ASCII id"));
+        client
+            .list_articles(request)
+            .await
+            .expect("ListArticles succeeds");
+    }
+    server.signal("TERM");
+    // The watch ends while the server drains: its line is logged then.
+    let end = tokio::time::timeout(TIMEOUT, watch.message())
+        .await
+        .expect("the watch ends in time after SIGTERM");
+    assert!(end.is_err(), "the drain ends the watch: {end:?}");
+    drop((watch, client));
+    let status = server.wait_exit().await;
+    assert!(status.success(), "exit 0 after SIGTERM, got {status:?}");
+
+    let stderr = server.full_stderr().await;
+    for id in &ids {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(&format!(" request_id={id} ")))
+            .unwrap_or_else(|| panic!("a call line for {id}:\n{stderr}"));
+        let (_, fields) = line
+            .split_once(" INFO grpc: call ")
+            .unwrap_or_else(|| panic!("a call line: {line}"));
+        assert!(
+            fields.starts_with(
+                "method=/article.v1.ArticleService/ListArticles status=\"OK\" duration_ms="
+            ) && fields.ends_with(" protocol=\"grpc\""),
+            "{line}"
+        );
+    }
+    let watch_line = stderr
+        .lines()
+        .find(|l| l.contains(" request_id=drained-watch "))
+        .unwrap_or_else(|| panic!("the drained watch's call line:\n{stderr}"));
+    assert!(
+        watch_line.contains(" WARN grpc: call method=/article.v1.ArticleService/WatchArticles status=\"UNAVAILABLE\""),
+        "{watch_line}"
+    );
+}
+
+#[tokio::test]
 async fn json_log_lines_are_objects_and_a_call_line_has_its_fields() {
     let (dir, db) = temp_dir();
     let token = format!("alice={ALICE_TOKEN}");
