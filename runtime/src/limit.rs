@@ -108,8 +108,12 @@ where
 pub(crate) struct DeclaredLength(u64);
 
 /// Keeps the request's `content-length` for the limit's lingering close:
-/// the gRPC-web translation (`crate::grpc_web`) removes the header.
+/// the gRPC-web translation (`crate::grpc_web`) removes the header. Only
+/// HTTP/1.x lingers, so an HTTP/2 call skips the header lookup.
 pub(crate) fn note_declared_length<B>(req: &mut Request<B>) {
+    if req.version() > http::Version::HTTP_11 {
+        return;
+    }
     let declared = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
