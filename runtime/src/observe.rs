@@ -16,7 +16,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame};
 use tower::{Layer, Service};
 
@@ -27,17 +27,28 @@ const UNIMPLEMENTED: i32 = 12;
 /// The key of UNIMPLEMENTED calls' handles (no path starts with a space).
 const UNKNOWN_PATH: &str = " unknown";
 
+/// The status header, parsed once (looked up by `&str`, the name is
+/// parsed on every lookup).
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
 #[derive(Clone)]
 pub(crate) struct ObserveLayer {
+    shared: Arc<Shared>,
+}
+
+/// What all calls share: one reference to count per call.
+struct Shared {
     metrics: Metrics,
-    methods: Arc<Methods>,
+    methods: Methods,
 }
 
 impl ObserveLayer {
     pub(crate) fn new(metrics: Metrics) -> Self {
         Self {
-            metrics,
-            methods: Arc::default(),
+            shared: Arc::new(Shared {
+                metrics,
+                methods: Methods::default(),
+            }),
         }
     }
 }
@@ -48,8 +59,7 @@ impl<S> Layer<S> for ObserveLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Observe {
             inner,
-            metrics: self.metrics.clone(),
-            methods: self.methods.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -57,14 +67,12 @@ impl<S> Layer<S> for ObserveLayer {
 #[derive(Clone)]
 pub(crate) struct Observe<S> {
     inner: S,
-    metrics: Metrics,
-    methods: Arc<Methods>,
+    shared: Arc<Shared>,
 }
 
 /// What is known about a call until it ends.
 struct Call {
-    metrics: Metrics,
-    methods: Arc<Methods>,
+    shared: Arc<Shared>,
     method: Method,
     request_id: Option<HeaderValue>,
     protocol: Protocol,
@@ -96,9 +104,14 @@ const MAX_KNOWN_METHODS: usize = 1024;
 /// The metric handles of the methods called so far, by path: recording a
 /// call then costs no label strings and no registry lookup (each
 /// `counter!`/`histogram!` built five label strings and hashed them).
+///
+/// Hashed with foldhash, not std's SipHash (~300 instructions for a
+/// 40-byte path, per call): paths come from clients, but only those of
+/// methods that answered are kept (at most [`MAX_KNOWN_METHODS`]), and
+/// foldhash's seed is random per map.
 #[derive(Default)]
 struct Methods {
-    by_path: RwLock<HashMap<Box<str>, Arc<MethodMetrics>>>,
+    by_path: RwLock<HashMap<Box<str>, Arc<MethodMetrics>, foldhash::fast::RandomState>>,
 }
 
 impl Methods {
@@ -190,22 +203,22 @@ impl Call {
         // client sent, so it is counted under one label set instead of one
         // per path — otherwise every random path would add series to the
         // registry forever (found by the fuzzer). The log line keeps the path.
+        let Shared { metrics, methods } = &*self.shared;
         let known = match (&self.method, code) {
-            (_, UNIMPLEMENTED) => self.methods.get(UNKNOWN_PATH).or_else(|| {
-                self.methods
-                    .insert(&self.metrics, UNKNOWN_PATH, "unknown", "unknown")
-            }),
+            (_, UNIMPLEMENTED) => methods
+                .get(UNKNOWN_PATH)
+                .or_else(|| methods.insert(metrics, UNKNOWN_PATH, "unknown", "unknown")),
             (Method::Known(m), _) => Some(m.clone()),
             (Method::Other(path), _) => {
                 let (service, method) = path
                     .trim_start_matches('/')
                     .split_once('/')
                     .unwrap_or(("", path));
-                self.methods.insert(&self.metrics, path, service, method)
+                methods.insert(metrics, path, service, method)
             }
         };
         match known {
-            Some(m) => m.record(&self.metrics, code, code_name, elapsed.as_secs_f64()),
+            Some(m) => m.record(metrics, code, code_name, elapsed.as_secs_f64()),
             None => self.record_uncached(code_name, elapsed.as_secs_f64()),
         }
         let protocol = self.protocol.as_str();
@@ -237,7 +250,7 @@ impl Call {
             .trim_start_matches('/')
             .split_once('/')
             .unwrap_or(("", path));
-        self.metrics.record(|| {
+        self.shared.metrics.record(|| {
             let labels = [
                 ("grpc_service", service.to_owned()),
                 ("grpc_method", method.to_owned()),
@@ -264,7 +277,7 @@ impl Drop for Call {
 }
 
 fn grpc_status(headers: &HeaderMap) -> Option<i32> {
-    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
+    headers.get(&GRPC_STATUS)?.to_str().ok()?.parse().ok()
 }
 
 /// Canonical names, as the gRPC spec spells them (metric labels and log
@@ -299,12 +312,10 @@ pub(crate) fn code_name(code: i32) -> &'static str {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Observe<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Future: Send + 'static,
-    ResBody: HttpBody<Data = Bytes> + Send + 'static,
 {
     type Response = Response<ObservedBody<ResBody>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = ObserveFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -312,13 +323,12 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let path = req.uri().path();
-        let method = match self.methods.get(path) {
+        let method = match self.shared.methods.get(path) {
             Some(known) => Method::Known(known),
             None => Method::Other(path.to_owned()),
         };
-        let mut call = Call {
-            metrics: self.metrics.clone(),
-            methods: self.methods.clone(),
+        let call = Call {
+            shared: self.shared.clone(),
             method,
             request_id: req.headers().get(&crate::request_id::X_REQUEST_ID).cloned(),
             protocol: req
@@ -329,14 +339,42 @@ where
             start: Instant::now(),
             done: false,
         };
-        let future = self.inner.call(req);
-        Box::pin(async move {
-            let response = future.await?;
-            if let Some(code) = grpc_status(response.headers()) {
-                call.finish(code);
-            }
-            Ok(response.map(|inner| ObservedBody { inner, call }))
-        })
+        ObserveFuture {
+            inner: self.inner.call(req),
+            call: Some(call),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future: a named type instead of a boxed `async`
+    /// block (an allocation per call). Dropped before the response, the
+    /// call is logged CANCELLED (the client went away).
+    pub(crate) struct ObserveFuture<F> {
+        #[pin]
+        inner: F,
+        call: Option<Call>,
+    }
+}
+
+impl<F, B, E> Future for ObserveFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<ObservedBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.inner.poll(cx));
+        let Some(mut call) = this.call.take() else {
+            panic!("ObserveFuture polled after it completed");
+        };
+        // An error: `call` is dropped here, and logged as CANCELLED.
+        let response = response?;
+        if let Some(code) = grpc_status(response.headers()) {
+            call.finish(code);
+        }
+        Poll::Ready(Ok(response.map(|inner| ObservedBody { inner, call })))
     }
 }
 

@@ -70,11 +70,16 @@ where
 }
 
 /// A v4 UUID written into a stack buffer (the same ids as tower-http's
-/// `MakeRequestUuid`, without its `to_string` and the parse back).
+/// `MakeRequestUuid`, without its `to_string` and the parse back), kept in
+/// one allocation that its clones share: `HeaderValue::from_str` copies
+/// into a vector that the first clone moves into a second allocation, and
+/// the id is cloned for the request's header, its extension, the call's
+/// log line and the answer.
 fn new_id() -> HeaderValue {
     let mut buf = [0; uuid::fmt::Hyphenated::LENGTH];
-    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
-    HeaderValue::from_str(id).expect("a UUID is a valid header value")
+    uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf))
+        .expect("a UUID is a valid header value")
 }
 
 pin_project_lite::pin_project! {
