@@ -231,8 +231,10 @@ async fn call(
         .strip_prefix(b"application/grpc-web")
         .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"+") || rest.starts_with(b";"));
     if !binary {
+        // Quoted by hand, not with `{:?}`: the app's release build drops
+        // `Debug` output (`-Zfmt-debug=none`, xtask/src/web.rs).
         return Err(Status::unknown(format!(
-            "not a gRPC-web answer: HTTP {}, content-type {:?}",
+            "not a gRPC-web answer: HTTP {}, content-type \"{}\"",
             response.status(),
             String::from_utf8_lossy(content_type),
         )));

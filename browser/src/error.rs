@@ -82,13 +82,39 @@ impl From<&Status> for Error {
     }
 }
 
+/// `NotFound: no article 12`: the code's name, then the message if any.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.code)?;
+        f.write_str(code_name(self.code))?;
         if !self.message.is_empty() {
             write!(f, ": {}", self.message)?;
         }
         Ok(())
+    }
+}
+
+/// The name of `code` as tonic's `Debug` writes it. Written out because the
+/// article app's release build drops `Debug` output (`-Zfmt-debug=none`,
+/// see `xtask/src/web.rs`), and an error's text must not depend on that.
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "Ok",
+        Code::Cancelled => "Cancelled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
     }
 }
 
@@ -143,5 +169,29 @@ mod rpc {
         pub field: String,
         #[prost(string, tag = "2")]
         pub description: String,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn display_names_the_code_then_the_message() {
+        assert_eq!(
+            Error::new(Code::NotFound, "no article 12").to_string(),
+            "NotFound: no article 12"
+        );
+        assert_eq!(Error::new(Code::Unavailable, "").to_string(), "Unavailable");
+    }
+
+    #[wasm_bindgen_test]
+    fn code_names_are_tonics_debug_names() {
+        // Test builds keep `Debug` output, so this compares with tonic's.
+        for value in 0..=16 {
+            let code = Code::from_i32(value);
+            assert_eq!(code_name(code), format!("{code:?}"), "code {value}");
+        }
     }
 }

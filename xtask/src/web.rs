@@ -39,18 +39,23 @@ const BUILD_STD_FEATURES: &str = "optimize_for_size";
 ///   needs the `rust-src` component): a panic is a bare `unreachable` trap,
 ///   so no panic message formatting, no panic hook, and none of std's
 ///   panic machinery is in the wasm (and no panic locations: source paths
-///   were ~10 KB of the data section).
+///   were ~10 KB of the data section);
+/// - `-Zfmt-debug=none`: `{:?}` writes nothing, so no `Debug` code is
+///   kept (3.9 KB gzip). Nothing the app shows comes from `Debug`: what
+///   reached a page (`grpc_browser::Error`'s text, its transport's
+///   messages) is written out by hand. Tests build without these flags.
 ///
 /// With std's `optimize_for_size` they take wasm + JS from 205.8 to about
-/// 183 KB gzip (BENCHMARKS.md, "The bundle, fourth round"; measured and
-/// not kept there: `-Zlocation-detail=none` and `-Zfmt-debug`, under 0.1
-/// KB each once panics abort). They are unstable flags, accepted by the
+/// 179 KB gzip (BENCHMARKS.md, "The bundle, fourth round"; measured and
+/// not kept there: `-Zlocation-detail=none` and `-Zfmt-debug=shallow`,
+/// under 0.1 KB each once panics abort). They are unstable flags, accepted by the
 /// stable compiler only with `RUSTC_BOOTSTRAP=1`, which is why
 /// `rust-toolchain.toml` pins the exact compiler they were tried with, and
 /// why the variable is set on the Trunk command and std's fetch here and
 /// nowhere else: the workspace's own build, tests and clippy stay plain
 /// stable Rust.
-const SIZE_FLAGS: &str = "--cfg erase_components -Zunstable-options -Cpanic=immediate-abort";
+const SIZE_FLAGS: &str =
+    "--cfg erase_components -Zunstable-options -Cpanic=immediate-abort -Zfmt-debug=none";
 
 /// Sets what the app's release build needs beyond stable cargo on `cmd`
 /// (a `cargo fetch` or the Trunk build): std rebuilt with its size
