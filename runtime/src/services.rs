@@ -9,6 +9,12 @@
 //! do (a trailers-only response). Calls still go through the services'
 //! generated `call`, unchanged; the request body is the size limit's
 //! (already a tonic `Body`), not wrapped once more.
+//!
+//! Each service is kept as a closure that clones it (tonic's generated
+//! services clone an `Arc`) and boxes the call's future: one allocation per
+//! call. Tower's `BoxCloneSyncService`, kept before, cloned the service
+//! into a box of its own for every call and then boxed its future too,
+//! behind a `Oneshot`.
 
 use std::{
     convert::Infallible,
@@ -17,12 +23,15 @@ use std::{
 };
 
 use axum::response::{IntoResponse as _, Response};
-use futures::future::{Either, Ready, ready};
+use futures::future::{BoxFuture, Either, Ready, ready};
 use http::Request;
 use tonic::{body::Body, server::NamedService};
-use tower::{Service, ServiceExt as _, util::BoxCloneSyncService, util::Oneshot};
+use tower::Service;
 
-type Boxed = BoxCloneSyncService<Request<Body>, Response, Infallible>;
+/// A call's answer.
+type Answer = BoxFuture<'static, Result<Response, Infallible>>;
+/// One service: a request in, its answer out.
+type Boxed = Arc<dyn Fn(Request<Body>) -> Answer + Send + Sync>;
 
 /// The services by name, in the order they were added.
 #[derive(Clone, Default)]
@@ -42,7 +51,16 @@ impl GrpcServices {
         S::Response: axum::response::IntoResponse,
         S::Future: Send + 'static,
     {
-        let boxed = BoxCloneSyncService::new(svc.map_response(S::Response::into_response));
+        let boxed: Boxed = Arc::new(move |req| {
+            let mut svc = svc.clone();
+            Box::pin(async move {
+                // tonic's services are always ready; asked all the same, as
+                // `Service` requires.
+                let Ok(()) = std::future::poll_fn(|cx| svc.poll_ready(cx)).await;
+                let Ok(response) = svc.call(req).await;
+                Ok(response.into_response())
+            })
+        });
         Arc::make_mut(&mut self.services).push((S::NAME, boxed));
     }
 
@@ -68,7 +86,7 @@ impl GrpcServices {
 impl Service<Request<Body>> for GrpcServices {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<Oneshot<Boxed, Request<Body>>, Ready<Result<Response, Infallible>>>;
+    type Future = Either<Answer, Ready<Result<Response, Infallible>>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // Each call gets its own clone of its service, made ready there.
@@ -77,7 +95,7 @@ impl Service<Request<Body>> for GrpcServices {
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         match self.find(req.uri().path()) {
-            Some(svc) => Either::Left(svc.clone().oneshot(req)),
+            Some(svc) => Either::Left(svc(req)),
             None => Either::Right(ready(Ok(unimplemented()))),
         }
     }
