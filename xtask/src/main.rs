@@ -7,8 +7,9 @@
 //! * `cargo xtask test [--skip-lint] [-- CARGO_TEST_ARGS...]` — the one
 //!   command that runs every check the project has:
 //!   1. ensures the toolchain pieces exist (the `wasm32-unknown-unknown`
-//!      target and the `rustfmt` / `clippy` components), installing any that
-//!      are missing through `rustup`; tools already present are left alone,
+//!      target and the `rustfmt` / `clippy` / `rust-src` components of the
+//!      compiler `rust-toolchain.toml` pins), installing any that are
+//!      missing through `rustup`; tools already present are left alone,
 //!      so this is idempotent and cheap on a warm machine;
 //!   2. `cargo fmt --all -- --check`;
 //!   3. `cargo clippy --workspace --all-targets -- -D warnings` (native);
@@ -134,7 +135,7 @@ TASKS:
     help    Print this message (also -h, --help).
 
 Missing toolchain pieces (the wasm32-unknown-unknown target, rustfmt,
-clippy) are installed through rustup automatically, and `run` installs
+clippy, rust-src) are installed through rustup automatically, and `run` installs
 trunk, wasm-bindgen-cli (cargo install) and wasm-opt (npm) when missing;
 `test` and `run --replicas` install postgresql and haproxy (apt-get);
 present ones are kept.
