@@ -212,11 +212,13 @@ impl Queue {
         let _ = out.flush();
     }
 
-    /// The logging thread.
+    /// The logging thread: once a line comes, a batch every [`LINGER`]
+    /// (sooner at [`SOON`]) until a `LINGER` passes without a line. So under
+    /// load it sleeps once per batch, on a timer, and callers never wake it.
     fn run(&self) {
         let mut batch = Vec::new();
+        let mut pending = lock(&self.pending);
         loop {
-            let mut pending = lock(&self.pending);
             while pending.lines.is_empty() && !pending.closed {
                 pending.idle = true;
                 pending = self
@@ -225,30 +227,37 @@ impl Queue {
                     .unwrap_or_else(PoisonError::into_inner);
             }
             pending.idle = false;
-            if !pending.closed && pending.lines.len() < SOON {
-                pending = self
-                    .wake
-                    .wait_timeout_while(pending, LINGER, |p| !p.closed && p.lines.len() < SOON)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-            }
-            let closed = pending.closed;
-            let was_full = pending.lines.len() >= FULL;
-            // The two buffers take turns, so neither is allocated again.
-            std::mem::swap(&mut pending.lines, &mut batch);
-            let mut out = lock(&self.out);
-            drop(pending);
-            if was_full {
-                self.room.notify_all();
-            }
-            // Nowhere to report a failed write to: the line is lost, as
-            // with `eprintln!` to a closed stderr.
-            let _ = out.write_all(&batch);
-            let _ = out.flush();
-            drop(out);
-            batch.clear();
-            if closed {
-                return;
+            loop {
+                if !pending.closed && pending.lines.len() < SOON {
+                    pending = self
+                        .wake
+                        .wait_timeout_while(pending, LINGER, |p| !p.closed && p.lines.len() < SOON)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                if pending.lines.is_empty() && !pending.closed {
+                    // Quiet again: wait for a caller to wake the thread.
+                    break;
+                }
+                let closed = pending.closed;
+                let was_full = pending.lines.len() >= FULL;
+                // The two buffers take turns, so neither is allocated again.
+                std::mem::swap(&mut pending.lines, &mut batch);
+                let mut out = lock(&self.out);
+                drop(pending);
+                if was_full {
+                    self.room.notify_all();
+                }
+                // Nowhere to report a failed write to: the line is lost, as
+                // with `eprintln!` to a closed stderr.
+                let _ = out.write_all(&batch);
+                let _ = out.flush();
+                drop(out);
+                batch.clear();
+                if closed {
+                    return;
+                }
+                pending = lock(&self.pending);
             }
         }
     }
