@@ -18,11 +18,13 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let settings = Settings::load();
-    let _logging = telemetry::init(settings.log_format);
+    let logging = telemetry::init(settings.log_format);
     match run(settings).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "article-server failed");
+            // Log lines go out in batches: this one before the plain message.
+            logging.flush();
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
         }

@@ -754,6 +754,14 @@ async fn a_bad_tokens_file_stops_startup_naming_file_and_line_but_not_the_secret
         !stderr.contains("tiny") && !stderr.contains("fine-long-token"),
         "the error echoes no token: {stderr}"
     );
+    // The failure's log line (batched) is written before the plain message.
+    let logged = stderr
+        .find("article-server failed")
+        .unwrap_or_else(|| panic!("the failure is logged: {stderr}"));
+    let plain = stderr
+        .find("\nerror: ")
+        .unwrap_or_else(|| panic!("the plain message on its own line: {stderr}"));
+    assert!(logged < plain, "log line first: {stderr}");
 }
 
 #[tokio::test]
