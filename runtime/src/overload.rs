@@ -5,7 +5,7 @@
 //! answered at once UNAVAILABLE (a status clients retry: the call was not
 //! started) with a
 //! message naming `--max-concurrent-calls`, in the caller's framing
-//! (tonic-web translates it for gRPC-web). Nothing waits in a queue, so
+//! (the gRPC-web layer translates it for gRPC-web). Nothing waits in a queue, so
 //! admitted calls keep their latency and memory stays bounded when the
 //! offered load is several times what the server can do.
 //!
