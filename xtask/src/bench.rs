@@ -12,13 +12,13 @@ use crate::USAGE;
 use crate::cargo::{cargo, cargo_command};
 use crate::error::{Error, Result};
 use crate::process::{
-    append_flags, display_command, quiet_success, run_command, step, target_dir, workspace_root,
+    display_command, quiet_success, run_command, step, target_dir, workspace_root,
 };
 use crate::tools::{
     WASM_TARGET, apt_install, ensure_bindgen_and_opt, ensure_chromedriver, ensure_cluster_tools,
     ensure_node, ensure_protobuf_es, find_tool, tool_path,
 };
-use crate::web::build_web;
+use crate::web::{build_web, shipped_wasm_build};
 
 /// Runs the benchmarks (`bench/`). Installs what is missing, each step
 /// skipped when the tool already works: `oha` (`cargo install oha
@@ -215,8 +215,9 @@ fn build_peers(root: &Path) -> Result<(PathBuf, PathBuf)> {
 }
 
 /// Builds `bench/wasm-decode` (prost decoding in the browser) the way Trunk
-/// builds the app: the `wasm-release` profile with the same RUSTFLAGS (so
-/// the shared wasm32 dependencies are compiled once for both), then
+/// builds the app: the `wasm-release` profile with the same std rebuild
+/// and flags (`web::shipped_wasm_build`; so the shared wasm32 dependencies
+/// are compiled once for both, after `build_web` fetched std's), then
 /// `wasm-bindgen --target web` and `wasm-opt -Oz` (npm's, in
 /// `target/tools`). Returns the folder with the `.js` and `_bg.wasm`.
 fn build_wasm_decode() -> Result<PathBuf> {
@@ -235,11 +236,8 @@ fn build_wasm_decode() -> Result<PathBuf> {
             "--target",
             WASM_TARGET,
         ])
-        .args(["--profile", "wasm-release", "--locked"])
-        .env(
-            "RUSTFLAGS",
-            append_flags(env::var_os("RUSTFLAGS"), "--cfg erase_components"),
-        );
+        .args(["--profile", "wasm-release", "--locked"]);
+    shipped_wasm_build(&mut build);
     run_command(build)?;
     let wasm = target_dir(&root)
         .join(WASM_TARGET)

@@ -66,6 +66,17 @@ fn build_std_env(cmd: &mut Command) -> &mut Command {
         .env("CARGO_UNSTABLE_BUILD_STD_FEATURES", BUILD_STD_FEATURES)
 }
 
+/// Sets the shipped app's wasm32 build on `cmd` (Trunk, or a `cargo build
+/// --target wasm32-unknown-unknown --profile wasm-release` of another wasm
+/// crate measured beside it): [`build_std_env`] and [`SIZE_FLAGS`]. Needs
+/// std's dependencies fetched, as [`build_web`] does first.
+pub(crate) fn shipped_wasm_build(cmd: &mut Command) -> &mut Command {
+    build_std_env(cmd).env(
+        "RUSTFLAGS",
+        append_flags(env::var_os("RUSTFLAGS"), SIZE_FLAGS),
+    )
+}
+
 /// Builds the browser app in release mode and returns the folder to serve.
 ///
 /// Installs what is missing first (each step is skipped when the right
@@ -103,17 +114,13 @@ pub(crate) fn build_web() -> Result<Option<PathBuf>> {
     run_command(fetch_std)?;
 
     let mut cmd = Command::new("trunk");
-    build_std_env(
+    shipped_wasm_build(
         cmd.current_dir(&root)
             .args(["build", "--release"])
             .env("PATH", &path)
             // Trunk.toml names the version too; Cargo.lock is the authority.
             .env("TRUNK_TOOLS_WASM_BINDGEN", &bindgen_version)
-            .env("TRUNK_TOOLS_WASM_OPT", WASM_OPT_VERSION)
-            .env(
-                "RUSTFLAGS",
-                append_flags(env::var_os("RUSTFLAGS"), SIZE_FLAGS),
-            ),
+            .env("TRUNK_TOOLS_WASM_OPT", WASM_OPT_VERSION),
     );
     step(&format!(
         "RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD={BUILD_STD} \
