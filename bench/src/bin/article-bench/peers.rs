@@ -14,14 +14,21 @@
 //! Method: h2load for both protocols (`--h1` for gRPC-web), 16
 //! connections with one request in flight each, every server pinned to
 //! the same single core and the load generator to the others; rounds
-//! alternate (this server, connect-rust, Node, the tonic floor; gRPC-web
-//! then gRPC each), so a machine loaded by other work weighs on every
-//! system alike. Each row is the median round by req/s; each ratio is the
+//! alternate (this server, connect-rust, Node, the tonic floor, the bare
+//! hyper replay; gRPC-web then gRPC each), so a machine loaded by other
+//! work weighs on every system alike. Each row is the median round by req/s; each ratio is the
 //! median over rounds of that round's ratio, in requests per server core.
 //! All servers stay up for the whole part; only the measured one is
 //! loaded. The tonic floor (`tonic-floor`, bare tonic + tonic-web) is a
 //! reference row without a target: it tells the framework's share of a
 //! gap from this server's own.
+//!
+//! The bare hyper replay (`limit-server`) is the second reference row
+//! without a target: a minimal hyper server answering every call with the
+//! captured bytes of this server's answer (no routing, no decoding, no
+//! gRPC), what any hyper-based server pays at least. The report's
+//! "Ceiling" paragraph sets 1.2 × connect-rust against it, per protocol,
+//! from the same run.
 
 use std::{
     fmt::Write as _,
@@ -71,14 +78,19 @@ pub enum System {
     /// Reference, no target: bare tonic + tonic-web answering the page
     /// (`tonic-floor`), to split a gap into the framework's part and ours.
     TonicFloor,
+    /// Reference, no target: a bare hyper server replaying the captured
+    /// bytes of this server's answer (`limit-server`), the least any
+    /// hyper-based server pays per call.
+    HyperReplay,
 }
 
 impl System {
-    const ALL: [System; 4] = [
+    const ALL: [System; 5] = [
         System::Ours,
         System::ConnectRust,
         System::ConnectNode,
         System::TonicFloor,
+        System::HyperReplay,
     ];
 
     fn name(self) -> &'static str {
@@ -87,6 +99,7 @@ impl System {
             System::ConnectRust => "connect-rust",
             System::ConnectNode => "Connect for Node",
             System::TonicFloor => "tonic floor (reference)",
+            System::HyperReplay => "bare hyper replay (reference)",
         }
     }
 
@@ -96,6 +109,7 @@ impl System {
             System::ConnectRust => "connect-rust",
             System::ConnectNode => "connect-node",
             System::TonicFloor => "tonic-floor",
+            System::HyperReplay => "hyper-replay",
         }
     }
 }
@@ -221,12 +235,13 @@ async fn versions(root: &Path, cfg: &PeersConfig) -> Vec<String> {
     v
 }
 
-/// The three servers, each pinned to `cpu`.
+/// The five servers, each pinned to `cpu`.
 struct Servers {
     ours: Server,
     connect_rust: Server,
     connect_node: Server,
     tonic_floor: Server,
+    hyper_replay: Server,
     /// Node's gRPC-web port (its `listening on` line is the h2c port).
     node_web: std::net::SocketAddr,
 }
@@ -238,6 +253,7 @@ impl Servers {
             System::ConnectRust => &self.connect_rust,
             System::ConnectNode => &self.connect_node,
             System::TonicFloor => &self.tonic_floor,
+            System::HyperReplay => &self.hyper_replay,
         }
     }
 
@@ -253,7 +269,8 @@ impl Servers {
         let b = self.connect_rust.stop().await;
         let c = self.connect_node.stop().await;
         let d = self.tonic_floor.stop().await;
-        a.and(b).and(c).and(d)
+        let e = self.hyper_replay.stop().await;
+        a.and(b).and(c).and(d).and(e)
     }
 }
 
@@ -297,11 +314,17 @@ async fn start(ctx: &Ctx, cfg: &PeersConfig, cpu: Option<&str>) -> anyhow::Resul
     let mut cmd = process::command(ctx.bins.join("tonic-floor"), cpu);
     cmd.arg("--responses").arg(&responses);
     let tonic_floor = Server::start("tonic-floor", cmd, &ctx.log("peers-tonic-floor")).await?;
+    // The bare hyper replay: the captured bytes of this server's answer,
+    // headers, frames and trailers, for every call.
+    let mut cmd = process::command(ctx.bins.join("limit-server"), cpu);
+    cmd.arg("--responses").arg(&responses);
+    let hyper_replay = Server::start("limit-server", cmd, &ctx.log("peers-hyper-replay")).await?;
     Ok(Servers {
         ours,
         connect_rust,
         connect_node,
         tonic_floor,
+        hyper_replay,
         node_web,
     })
 }
@@ -442,6 +465,14 @@ impl PeersResults {
         median(ratios)
     }
 
+    /// (1.2 × connect-rust, the bare hyper replay) over `protocol`, in
+    /// req/s per server core of each one's median run (the table's rows).
+    fn ceiling(&self, protocol: Protocol) -> Option<(f64, f64)> {
+        let target = TARGET * per_core(&self.median_run(System::ConnectRust, protocol)?.result);
+        let replay = per_core(&self.median_run(System::HyperReplay, protocol)?.result);
+        (target.is_finite() && replay.is_finite() && replay > 0.0).then_some((target, replay))
+    }
+
     fn identical(&self, system: System, protocol: Protocol) -> Option<bool> {
         self.same_bytes
             .iter()
@@ -520,8 +551,8 @@ pub fn render(commit: &str, r: &PeersResults) -> String {
         "Method: the same pre-encoded `ListArticles {{ page_size: 20 }}` to every system, h2load \
          for both protocols (`--h1` for gRPC-web), {} connections with one request in flight \
          each, {} s measured after {} s of warm-up per run. {} {} in turn (this server, \
-         connect-rust, Node, tonic floor; gRPC-web then gRPC in each); all servers stay up, only the \
-         measured one is loaded. Each row is the median round by req/s; each ratio is the median \
+         connect-rust, Node, tonic floor, bare hyper replay; gRPC-web then gRPC in each); all \
+         servers stay up, only the measured one is loaded. Each row is the median round by req/s; each ratio is the median \
          over rounds of that round's ratio, so the machine's load weighs on both sides alike.\n",
         r.connections,
         r.duration_secs,
@@ -549,7 +580,12 @@ pub fn render(commit: &str, r: &PeersResults) -> String {
          every call (its handlers return messages); **two ports**, gRPC-web on its own (Node's \
          cleartext HTTP/2 server takes no HTTP/1.1).\n\
          - **tonic floor** (reference, no target): bare tonic + tonic-web (`tonic-floor`), a \
-         clone of the decoded page encoded on every call; none of this server's layers.\n"
+         clone of the decoded page encoded on every call; none of this server's layers.\n\
+         - **bare hyper replay** (reference, no target): a minimal hyper server (`limit-server`) \
+         answering every call with the captured bytes of this server's answer (headers, frames, \
+         trailers): no routing, no decoding, no gRPC; what any hyper-based server pays at least. \
+         Its bytes are this server's captured answer, so its \"same bytes\" is yes by \
+         construction (the check still runs).\n"
     );
     let _ = writeln!(
         s,
@@ -588,6 +624,28 @@ pub fn render(commit: &str, r: &PeersResults) -> String {
                 Some(false) => "**missed**",
                 None => "not measured",
             }
+        );
+    }
+    let ceiling: Vec<String> = Protocol::ALL
+        .into_iter()
+        .filter_map(|protocol| {
+            let (target, replay) = r.ceiling(protocol)?;
+            Some(format!(
+                "Over {}, {TARGET} × {} = {target:.0} req/s per server core; the bare hyper \
+                 replay reached {replay:.0} ({TARGET} × {} is {:.2} × the replay).",
+                protocol.name(),
+                System::ConnectRust.name(),
+                System::ConnectRust.name(),
+                target / replay,
+            ))
+        })
+        .collect();
+    if !ceiling.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nCeiling: the bare hyper replay is what any hyper-based server pays at least; \
+             the figures are the median rows of the first table. {}",
+            ceiling.join(" ")
         );
     }
     let _ = writeln!(s, "\nEvery round, req/s (server CPU in cores):\n");
