@@ -2,7 +2,7 @@
 //! here: WAL with `synchronous=FULL` so an acknowledged write survives a
 //! crash, `BEGIN IMMEDIATE` for writes so concurrent writers queue instead
 //! of failing, and `sqlite::memory:` on a single shared connection.
-//! Creates, updates and deletes go through one writer task that commits
+//! Creates, updates and deletes go through one writer thread that commits
 //! many callers' ops with one fsync, each op keeping its own outcome
 //! (group commit, see [`writer`]); an import is a transaction of its own.
 //!
@@ -11,11 +11,12 @@
 //! for its whole length. With `sqlite::memory:` an open import also holds
 //! the one connection, so reads wait for it too.
 
-mod writer;
-
 use std::{
     str::FromStr,
-    sync::{Arc, atomic::Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -33,7 +34,7 @@ pub use writer::{MAX_BATCH_BYTES, MAX_BATCH_OPS, WRITE_QUEUE, WriteStats};
 
 use super::{
     Article, ArticleDraft, ArticleError, ListQuery, Page,
-    rows::{self, micros, now_micros, search_text, split_tags},
+    rows::{self, now_micros, search_text},
     store::{ArticleStore, Change, ImportBatch, SequenceBounds, StoreResult},
 };
 
@@ -45,64 +46,58 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 const ARTICLE_COLUMNS: &str = "id, title, content, author, tags, create_time, update_time, version";
 
-/// How the writer ends each op, in the op's last statement trip: moves
-/// its savepoint `op` past the op just written (see `writer`).
-macro_rules! savepoint_tail {
-    () => {
-        ";\n RELEASE op; SAVEPOINT op"
-    };
-}
-
-/// A create: the article (its search index and count by triggers), its
-/// tag rows and its change-log row, in one statement trip. In the last two
-/// statements `last_insert_rowid()` is the article's id: a trigger's
-/// inserts stop counting once it is done, and inserts into `article_tags`
-/// (WITHOUT ROWID) never count. `?7` is the tags as a JSON array.
-macro_rules! create_sql {
+/// A create is three statements: the article (its search index and count
+/// by triggers), its tag rows (`$tags`: the tags as a JSON array), and its
+/// change-log row. An import sends them as one text ([`CREATE`], where the
+/// article's id is `last_insert_rowid()`), the writer one by one with the
+/// id it got back (`writer::apply`).
+macro_rules! create_article_sql {
     () => {
         "INSERT INTO articles (title, content, author, tags, search_text, create_time, update_time, version)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)
-         RETURNING id, title, content, author, tags, create_time, update_time, version;
-         INSERT INTO article_tags (article_id, tag, create_time)
-         SELECT last_insert_rowid(), value, ?6 FROM json_each(?7);
-         INSERT INTO article_events
-           (kind, article_id, title, content, author, tags, create_time, update_time, version)
-         SELECT 'created', id, title, content, author, tags, create_time, update_time, version
-         FROM articles WHERE id = last_insert_rowid()"
+         RETURNING id, title, content, author, tags, create_time, update_time, version"
     };
 }
 
-/// A create outside a savepoint: an import's, and the writer's first try
-/// at a batch.
-const CREATE: &str = create_sql!();
-/// A create in its own savepoint (the writer's second try).
-const CREATE_OP: &str = concat!(create_sql!(), savepoint_tail!());
-
-/// A delete: its change-log row (with the tags it had), then the article
-/// (its tag rows by cascade, its index entry and count by triggers); no
-/// row back means no such article, and then nothing was written.
-macro_rules! delete_sql {
-    () => {
-        "INSERT INTO article_events (kind, article_id, old_tags)
-         SELECT 'deleted', id, tags FROM articles WHERE id = ?1;
-         DELETE FROM articles WHERE id = ?1 RETURNING tags"
+macro_rules! create_tags_sql {
+    ($id:literal, $time:literal, $tags:literal) => {
+        concat!(
+            "INSERT INTO article_tags (article_id, tag, create_time) SELECT ",
+            $id,
+            ", value, ",
+            $time,
+            " FROM json_each(",
+            $tags,
+            ")"
+        )
     };
 }
 
-const DELETE: &str = delete_sql!();
-const DELETE_OP: &str = concat!(delete_sql!(), savepoint_tail!());
-
-/// The change-log row of an update.
-macro_rules! record_sql {
-    () => {
-        "INSERT INTO article_events
-           (kind, article_id, title, content, author, tags, create_time, update_time, version, old_tags)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+macro_rules! create_event_sql {
+    ($id:literal) => {
+        concat!(
+            "INSERT INTO article_events
+               (kind, article_id, title, content, author, tags, create_time, update_time, version)
+             SELECT 'created', id, title, content, author, tags, create_time, update_time, version
+             FROM articles WHERE id = ",
+            $id
+        )
     };
 }
 
-const RECORD: &str = record_sql!();
-const RECORD_OP: &str = concat!(record_sql!(), savepoint_tail!());
+mod writer;
+
+/// An import's create, in one statement trip. In the last two statements
+/// `last_insert_rowid()` is the article's id: a trigger's inserts stop
+/// counting once it is done, and inserts into `article_tags` (WITHOUT
+/// ROWID) never count.
+const CREATE: &str = concat!(
+    create_article_sql!(),
+    ";\n",
+    create_tags_sql!("last_insert_rowid()", "?6", "?7"),
+    ";\n",
+    create_event_sql!("last_insert_rowid()")
+);
 
 /// Articles in one SQLite database.
 pub struct SqliteStore {
@@ -122,24 +117,35 @@ impl SqliteStore {
     /// `retain` is how many recent changes the change log keeps.
     pub async fn open(url: &str, retain: u64) -> anyhow::Result<Self> {
         let memory = url.contains(":memory:") || url.contains("mode=memory");
-        let options = if url.starts_with("sqlite:") {
+        let options = if memory {
+            // In memory, a database that the pool's connection and the
+            // writer's share: SQLite's `memdb` VFS with a name starting
+            // with "/", unique in the process. It lives while one of them
+            // is open; its rollback journal stays in memory too.
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            SqliteConnectOptions::new()
+                .filename(format!(
+                    "/articles-{}-{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                ))
+                .vfs(writer::MEMORY_VFS)
+                .journal_mode(SqliteJournalMode::Memory)
+        } else if url.starts_with("sqlite:") {
             SqliteConnectOptions::from_str(url)?
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
         } else {
-            SqliteConnectOptions::new().filename(url)
+            SqliteConnectOptions::new()
+                .filename(url)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
         };
         let options = options
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let options = if memory {
-            options
-        } else {
-            options
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
-        };
-        // An in-memory database lives and dies with its connection: keep
-        // exactly one, forever.
+        // In memory, reads share one connection, kept forever.
         let pool = if memory {
             SqlitePoolOptions::new()
                 .max_connections(1)
@@ -147,26 +153,17 @@ impl SqliteStore {
                 .idle_timeout(None)
                 .max_lifetime(None)
         } else {
-            SqlitePoolOptions::new()
-                .max_connections(8)
-                .before_acquire(not_in_transaction)
+            SqlitePoolOptions::new().max_connections(8)
         }
+        .before_acquire(not_in_transaction)
         .connect_with(options.clone())
         .await?;
         MIGRATOR.run(&pool).await?;
-        // The writer's own connection waits for the lock in short attempts
-        // (see `writer`). In memory there is only the one connection.
-        let writer_pool = if memory {
-            pool.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .before_acquire(not_in_transaction)
-                .connect_with(options.busy_timeout(writer::LOCK_POLL))
-                .await?
-        };
+        // The writer has a connection of its own, on a thread of its own
+        // (see `writer`).
+        let writer_db = writer::open_connection(options.get_filename(), memory)?;
         let shared = Arc::new(Shared::new());
-        let writer = Writer::spawn(writer_pool, shared.clone(), BUSY_TIMEOUT);
+        let writer = Writer::spawn(writer_db, shared.clone(), BUSY_TIMEOUT)?;
         Ok(Self {
             pool,
             retain: retain.max(1000) as i64,
@@ -222,32 +219,6 @@ impl SqliteStore {
             .first()
             .ok_or_else(|| ArticleError::storage(anyhow::anyhow!("INSERT returned no row")))?;
         article_from_row(row)
-    }
-
-    /// The change-log row of an update (`sql`: [`RECORD`] or [`RECORD_OP`]).
-    async fn record(
-        tx: &mut Transaction<'static, Sqlite>,
-        sql: &'static str,
-        kind: &str,
-        article: Option<&Article>,
-        id: i64,
-        old_tags: Option<&[String]>,
-    ) -> StoreResult<()> {
-        sqlx::query(sql)
-            .bind(kind)
-            .bind(id)
-            .bind(article.map(|a| a.title.as_str()))
-            .bind(article.map(|a| a.content.as_str()))
-            .bind(article.map(|a| a.author.as_str()))
-            .bind(article.map(|a| a.tags.join(",")))
-            .bind(article.map(|a| micros(a.create_time)))
-            .bind(article.map(|a| micros(a.update_time)))
-            .bind(article.map(|a| a.version))
-            .bind(old_tags.map(|t| t.join(",")))
-            .execute(&mut **tx)
-            .await
-            .lite()?;
-        Ok(())
     }
 }
 
@@ -494,109 +465,6 @@ impl ArticleStore for SqliteStore {
     }
 }
 
-/// How the writer runs an op (see `writer`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// Straight into the batch's transaction.
-    Plain,
-    /// Its last statement trip ends with [`savepoint_tail`], so once it
-    /// succeeds the savepoint `op` marks the state after it. An error may
-    /// come before or after that move; either way `ROLLBACK TO op` undoes
-    /// this op alone.
-    Savepoint,
-}
-
-/// Runs one op of the writer's batch inside `tx`. `NotFound` and
-/// `VersionConflict` are only answered before the op has written anything
-/// (the writer relies on it, see [`writer::wrote_nothing`]).
-async fn apply(tx: &mut Transaction<'static, Sqlite>, op: &Op, mode: Mode) -> StoreResult<Done> {
-    let pick = |plain, in_savepoint| match mode {
-        Mode::Plain => plain,
-        Mode::Savepoint => in_savepoint,
-    };
-    match op {
-        Op::Create { author, draft } => {
-            let sql = pick(CREATE, CREATE_OP);
-            let article = SqliteStore::insert(tx, sql, author, draft, now_micros()).await?;
-            Ok(Done::Article(article))
-        }
-        Op::Update {
-            id,
-            draft,
-            expected_version,
-        } => {
-            let (id, expected_version) = (*id, *expected_version);
-            let row = sqlx::query("SELECT version, tags FROM articles WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut **tx)
-                .await
-                .lite()?
-                .ok_or(ArticleError::NotFound(id))?;
-            let version: i64 = row.try_get("version").lite()?;
-            let old_tags = split_tags(row.try_get("tags").lite()?);
-            if expected_version != 0 && expected_version != version {
-                return Err(ArticleError::VersionConflict {
-                    id,
-                    expected: expected_version,
-                    actual: version,
-                });
-            }
-            let row = sqlx::query(&format!(
-                "UPDATE articles SET title = ?, content = ?, tags = ?, search_text = ?, update_time = ?, version = version + 1
-                 WHERE id = ? RETURNING {ARTICLE_COLUMNS}"
-            ))
-            .bind(draft.title())
-            .bind(draft.content())
-            .bind(draft.tags().join(","))
-            .bind(search_text(draft))
-            .bind(now_micros())
-            .bind(id)
-            .fetch_one(&mut **tx)
-            .await.lite()?;
-            let article = article_from_row(&row)?;
-            sqlx::query("DELETE FROM article_tags WHERE article_id = ?")
-                .bind(id)
-                .execute(&mut **tx)
-                .await
-                .lite()?;
-            insert_tags(tx, id, micros(article.create_time), draft.tags()).await?;
-            let sql = pick(RECORD, RECORD_OP);
-            SqliteStore::record(tx, sql, "updated", Some(&article), id, Some(&old_tags)).await?;
-            Ok(Done::Article(article))
-        }
-        Op::Delete { id } => {
-            let deleted = sqlx::query(pick(DELETE, DELETE_OP))
-                .bind(*id)
-                .fetch_all(&mut **tx)
-                .await
-                .lite()?;
-            if deleted.is_empty() {
-                return Err(ArticleError::NotFound(*id));
-            }
-            Ok(Done::Deleted)
-        }
-    }
-}
-
-/// `create_time` is the article's: the tag filter orders by it.
-async fn insert_tags(
-    tx: &mut Transaction<'static, Sqlite>,
-    id: i64,
-    create_time: i64,
-    tags: &[String],
-) -> StoreResult<()> {
-    for tag in tags {
-        sqlx::query("INSERT INTO article_tags (article_id, tag, create_time) VALUES (?, ?, ?)")
-            .bind(id)
-            .bind(tag)
-            .bind(create_time)
-            .execute(&mut **tx)
-            .await
-            .lite()?;
-    }
-    Ok(())
-}
-
 /// Tags as a JSON array for `json_each`. Written out here rather than by a
 /// JSON crate: tags are `[a-z0-9-]` (checked by `ArticleDraft`), so each is
 /// a JSON string as it stands.
@@ -626,10 +494,6 @@ impl<T> SqliteResultExt<T> for Result<T, sqlx::Error> {
 /// write lock held past the busy timeout, an I/O error. The rest is
 /// `Storage` (INTERNAL).
 fn sqlite_error(err: sqlx::Error) -> ArticleError {
-    const SQLITE_BUSY: i32 = 5;
-    const SQLITE_LOCKED: i32 = 6;
-    const SQLITE_IOERR: i32 = 10;
-    const SQLITE_FULL: i32 = 13;
     let primary = match &err {
         sqlx::Error::Database(db) => db
             .code()
@@ -638,11 +502,22 @@ fn sqlite_error(err: sqlx::Error) -> ArticleError {
         sqlx::Error::PoolTimedOut => Some(SQLITE_BUSY),
         _ => None,
     };
+    error_for_code(primary, err.into())
+}
+
+const SQLITE_BUSY: i32 = 5;
+
+/// The error for SQLite's primary result code `primary` (the same for
+/// sqlx's errors and the writer's, see `writer::lite`).
+fn error_for_code(primary: Option<i32>, err: anyhow::Error) -> ArticleError {
+    const SQLITE_LOCKED: i32 = 6;
+    const SQLITE_IOERR: i32 = 10;
+    const SQLITE_FULL: i32 = 13;
     match primary {
-        Some(SQLITE_FULL) => ArticleError::DiskFull(err.into()),
-        Some(SQLITE_BUSY | SQLITE_LOCKED) => ArticleError::Busy(err.into()),
-        Some(SQLITE_IOERR) => ArticleError::Io(err.into()),
-        _ => ArticleError::Storage(err.into()),
+        Some(SQLITE_FULL) => ArticleError::DiskFull(err),
+        Some(SQLITE_BUSY | SQLITE_LOCKED) => ArticleError::Busy(err),
+        Some(SQLITE_IOERR) => ArticleError::Io(err),
+        _ => ArticleError::Storage(err),
     }
 }
 
