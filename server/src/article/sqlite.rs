@@ -55,7 +55,7 @@ macro_rules! create_article_sql {
     () => {
         "INSERT INTO articles (title, content, author, tags, search_text, create_time, update_time, version)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)
-         RETURNING id, title, content, author, tags, create_time, update_time, version"
+         RETURNING id"
     };
 }
 
@@ -192,19 +192,15 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Writes a new article, its tag rows and its change-log row in one
-    /// statement trip (`CREATE` + `sql_tail`: empty, or the writer's
-    /// savepoint move): a trip to the connection's thread costs more CPU
-    /// than these statements themselves, and the writer makes them one
-    /// after the other.
+    /// An import's new article, its tag rows and its change-log row, in
+    /// one statement trip ([`CREATE`]); its id.
     async fn insert(
         tx: &mut Transaction<'static, Sqlite>,
-        sql: &'static str,
         author: &str,
         draft: &ArticleDraft,
         now: i64,
-    ) -> StoreResult<Article> {
-        let rows = sqlx::query(sql)
+    ) -> StoreResult<i64> {
+        let rows = sqlx::query(CREATE)
             .bind(draft.title())
             .bind(draft.content())
             .bind(author)
@@ -218,7 +214,7 @@ impl SqliteStore {
         let row = rows
             .first()
             .ok_or_else(|| ArticleError::storage(anyhow::anyhow!("INSERT returned no row")))?;
-        article_from_row(row)
+        row.try_get("id").lite()
     }
 }
 
@@ -245,9 +241,7 @@ struct SqliteImport<'a> {
 #[async_trait]
 impl ImportBatch for SqliteImport<'_> {
     async fn add(&mut self, draft: ArticleDraft) -> StoreResult<i64> {
-        let article =
-            SqliteStore::insert(&mut self.tx, CREATE, &self.author, &draft, self.now).await?;
-        Ok(article.id)
+        SqliteStore::insert(&mut self.tx, &self.author, &draft, self.now).await
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {
@@ -371,7 +365,7 @@ impl ArticleStore for SqliteStore {
 
     async fn create(&self, author: &str, draft: ArticleDraft) -> StoreResult<Article> {
         let author = author.to_owned();
-        match self.writer.write(Op::Create { author, draft }).await? {
+        match self.writer.write(Op::create(author, draft)).await? {
             Done::Article(article) => Ok(article),
             Done::Deleted => unreachable!("a create answers with its article"),
         }
@@ -383,11 +377,7 @@ impl ArticleStore for SqliteStore {
         draft: ArticleDraft,
         expected_version: i64,
     ) -> StoreResult<Article> {
-        let op = Op::Update {
-            id,
-            draft,
-            expected_version,
-        };
+        let op = Op::update(id, draft, expected_version);
         match self.writer.write(op).await? {
             Done::Article(article) => Ok(article),
             Done::Deleted => unreachable!("an update answers with its article"),

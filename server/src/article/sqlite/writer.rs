@@ -93,18 +93,60 @@ pub(super) enum Op {
     Create {
         author: String,
         draft: ArticleDraft,
+        columns: Columns,
     },
     Update {
         id: i64,
         draft: ArticleDraft,
         expected_version: i64,
+        columns: Columns,
     },
     Delete {
         id: i64,
     },
 }
 
+/// The stored forms of a draft's tags and text, made by the caller's task
+/// before the op is queued ([`Op::create`], [`Op::update`]), so the one
+/// writer thread does not spend its time on them.
+pub(super) struct Columns {
+    /// Comma-separated.
+    tags: String,
+    /// A JSON array, for `json_each`.
+    tags_json: String,
+    search_text: String,
+}
+
+impl Columns {
+    fn of(draft: &ArticleDraft) -> Self {
+        Self {
+            tags: draft.tags().join(","),
+            tags_json: json_array(draft.tags()),
+            search_text: search_text(draft),
+        }
+    }
+}
+
 impl Op {
+    pub fn create(author: String, draft: ArticleDraft) -> Self {
+        let columns = Columns::of(&draft);
+        Op::Create {
+            author,
+            draft,
+            columns,
+        }
+    }
+
+    pub fn update(id: i64, draft: ArticleDraft, expected_version: i64) -> Self {
+        let columns = Columns::of(&draft);
+        Op::Update {
+            id,
+            draft,
+            expected_version,
+            columns,
+        }
+    }
+
     fn bytes(&self) -> usize {
         let draft = |d: &ArticleDraft| {
             d.title().len() + d.content().len() + d.tags().iter().map(String::len).sum::<usize>()
@@ -580,9 +622,13 @@ fn savepoint_pass(conn: &Connection, jobs: &[Job]) -> Pass {
 /// (the passes rely on it, see [`wrote_nothing`]).
 fn apply(conn: &Connection, op: &Op) -> StoreResult<Done> {
     match op {
-        Op::Create { author, draft } => {
+        Op::Create {
+            author,
+            draft,
+            columns,
+        } => {
             let now = now_micros();
-            let article = conn
+            let id: i64 = conn
                 .prepare_cached(create_article_sql!())
                 .and_then(|mut stmt| {
                     stmt.query_row(
@@ -590,25 +636,38 @@ fn apply(conn: &Connection, op: &Op) -> StoreResult<Done> {
                             draft.title(),
                             draft.content(),
                             author,
-                            draft.tags().join(","),
-                            search_text(draft),
+                            columns.tags,
+                            columns.search_text,
                             now,
                         ],
-                        article_row,
+                        |row| row.get(0),
                     )
                 })
-                .map_err(lite)?
-                .into_article()?;
-            insert_tags(conn, article.id, now, draft.tags())?;
-            conn.prepare_cached(create_event_sql!("?1"))
-                .and_then(|mut stmt| stmt.execute([article.id]))
                 .map_err(lite)?;
-            Ok(Done::Article(article))
+            insert_tags(conn, id, now, columns)?;
+            conn.prepare_cached(create_event_sql!("?1"))
+                .and_then(|mut stmt| stmt.execute([id]))
+                .map_err(lite)?;
+            // The article as stored: the draft's own values, its id, now
+            // for both times, version 1 (see `create_article_sql`); built
+            // here rather than read back.
+            let time = time(now)?;
+            Ok(Done::Article(Article {
+                id,
+                title: draft.title().to_owned(),
+                content: draft.content().to_owned(),
+                author: author.clone(),
+                tags: draft.tags().to_vec(),
+                create_time: time,
+                update_time: time,
+                version: 1,
+            }))
         }
         Op::Update {
             id,
             draft,
             expected_version,
+            columns,
         } => {
             let (id, expected_version) = (*id, *expected_version);
             let (version, old_tags): (i64, String) = conn
@@ -633,8 +692,8 @@ fn apply(conn: &Connection, op: &Op) -> StoreResult<Done> {
                         params![
                             draft.title(),
                             draft.content(),
-                            draft.tags().join(","),
-                            search_text(draft),
+                            columns.tags,
+                            columns.search_text,
                             now_micros(),
                             id,
                         ],
@@ -646,7 +705,7 @@ fn apply(conn: &Connection, op: &Op) -> StoreResult<Done> {
             conn.prepare_cached("DELETE FROM article_tags WHERE article_id = ?1")
                 .and_then(|mut stmt| stmt.execute([id]))
                 .map_err(lite)?;
-            insert_tags(conn, id, micros(article.create_time), draft.tags())?;
+            insert_tags(conn, id, micros(article.create_time), columns)?;
             conn.prepare_cached(
                 "INSERT INTO article_events
                    (kind, article_id, title, content, author, tags, create_time, update_time, version, old_tags)
@@ -697,12 +756,12 @@ const UPDATE: &str = "UPDATE articles
      RETURNING id, title, content, author, tags, create_time, update_time, version";
 
 /// `create_time` is the article's: the tag filter orders by it.
-fn insert_tags(conn: &Connection, id: i64, create_time: i64, tags: &[String]) -> StoreResult<()> {
-    if tags.is_empty() {
+fn insert_tags(conn: &Connection, id: i64, create_time: i64, columns: &Columns) -> StoreResult<()> {
+    if columns.tags.is_empty() {
         return Ok(());
     }
     conn.prepare_cached(create_tags_sql!("?1", "?2", "?3"))
-        .and_then(|mut stmt| stmt.execute(params![id, create_time, json_array(tags)]))
+        .and_then(|mut stmt| stmt.execute(params![id, create_time, columns.tags_json]))
         .map(drop)
         .map_err(lite)
 }
