@@ -30,6 +30,12 @@
 //! against connect-rust and Connect for Node answering the same page from
 //! memory, in alternating rounds on one pinned core; between its own
 //! markers too.
+//!
+//! The writes part (`writes.rs`, only on request: `--only writes`)
+//! measures acknowledged CreateArticle per second at 1, 8 and 64 writers on
+//! SQLite, a fresh server and database per run, in alternating rounds,
+//! optionally against a baseline binary (`--writes-baseline-bin`); between
+//! its own markers.
 
 mod browser;
 mod cluster;
@@ -40,6 +46,7 @@ mod peers;
 mod report;
 mod seed;
 mod wire;
+mod writes;
 
 use std::{
     path::{Path, PathBuf},
@@ -89,6 +96,12 @@ enum Part {
     /// admitted calls, refusals, peak RSS (printed, and in
     /// target/bench/overload.json; BENCHMARKS.md is left as it is).
     Overload,
+    /// Only on request: acknowledged CreateArticle per second at 1, 8 and
+    /// 64 writers, small and 1.5 KB articles, SQLite as shipped, a fresh
+    /// server and database file per run, alternating rounds; optionally
+    /// side by side with --writes-baseline-bin; between markers of its own
+    /// in BENCHMARKS.md.
+    Writes,
 }
 
 #[derive(Parser)]
@@ -213,6 +226,18 @@ struct Args {
     /// Timed batches per decoder on the decode page (default 50; 10 with --quick).
     #[arg(long)]
     decode_samples: Option<usize>,
+    /// Rounds of the writes part (default 5; 1 with --quick).
+    #[arg(long)]
+    writes_rounds: Option<usize>,
+    /// Seconds per measured run of the writes part (default 10; 2 with
+    /// --quick), after 0.5 s of warm-up.
+    #[arg(long)]
+    writes_duration: Option<f64>,
+    /// Another article-server binary for the writes part to measure side
+    /// by side (each run: this one, then the current one), e.g. a build of
+    /// the commit before a change.
+    #[arg(long, value_name = "PATH")]
+    writes_baseline_bin: Option<PathBuf>,
 }
 
 /// Everything a run needs to start things.
@@ -265,7 +290,21 @@ impl Ctx {
         extra: &[&str],
         cpus: Option<&str>,
     ) -> anyhow::Result<Server> {
-        let mut cmd = process::command(&self.server_bin, cpus);
+        self.article_server_bin(&self.server_bin, name, database, extra, cpus)
+            .await
+    }
+
+    /// The article server of binary `bin` (another build, e.g. a
+    /// baseline), started as the others are.
+    async fn article_server_bin(
+        &self,
+        bin: &Path,
+        name: &str,
+        database: &str,
+        extra: &[&str],
+        cpus: Option<&str>,
+    ) -> anyhow::Result<Server> {
+        let mut cmd = process::command(bin, cpus);
         cmd.args(["--listen", "127.0.0.1:0", "--database", database])
             .args(["--token", &format!("bench={TOKEN}")])
             .args(extra)
@@ -470,6 +509,57 @@ async fn main() -> anyhow::Result<()> {
         let section = growth::render(machine.commit(), &date, &figures);
         report::write(&out, growth::BEGIN, growth::END, &section)?;
         step(&format!("wrote {}", out.display()));
+        return Ok(());
+    }
+
+    if args.only == Some(Part::Writes) {
+        let quick = args.quick;
+        let rounds = args.writes_rounds.unwrap_or(if quick { 1 } else { 5 });
+        let duration = args
+            .writes_duration
+            .unwrap_or(if quick { 2.0 } else { 10.0 });
+        let mut command = format!(
+            "cargo xtask bench{} -- --only writes",
+            if quick { " --quick" } else { "" }
+        );
+        if let Some(r) = args.writes_rounds {
+            command += &format!(" --writes-rounds {r}");
+        }
+        if let Some(d) = args.writes_duration {
+            command += &format!(" --writes-duration {d}");
+        }
+        if let Some(b) = &args.server_bin {
+            command += &format!(" --server-bin {}", b.display());
+        }
+        if let Some(b) = &args.writes_baseline_bin {
+            command += &format!(" --writes-baseline-bin {}", b.display());
+        }
+        let cfg = writes::WritesConfig {
+            quick,
+            rounds,
+            duration: Duration::from_secs_f64(duration),
+            warmup: Duration::from_millis(500),
+            writers: vec![1, 8, 64],
+            sizes: vec![0, 1500],
+            baseline: args.writes_baseline_bin.clone(),
+            command,
+        };
+        let figures = writes::run(&ctx, &cfg).await?;
+        std::fs::write(
+            work.join("results.json"),
+            serde_json::to_string_pretty(&serde_json::json!({ "writes": figures }))?,
+        )?;
+        let out = args.out.clone().unwrap_or_else(|| {
+            if quick {
+                work.join("BENCHMARKS.quick.md")
+            } else {
+                root.join("BENCHMARKS.md")
+            }
+        });
+        let section = writes::render(machine.commit(), &figures);
+        report::write(&out, writes::BEGIN, writes::END, &section)?;
+        step(&format!("wrote {}", out.display()));
+        println!("{}", figures.targets_text());
         return Ok(());
     }
 
