@@ -120,7 +120,7 @@ TASKS:
               [--] ARGS...  passed to article-bench (see its --help),
                             e.g. -- --only browser (parts: unary, server,
                             streaming, browser, cluster, peers; only
-                            when named: overload, growth)
+                            when named: overload, growth, writes)
     soak [--minutes N]
             Build release binaries and run N minutes (default 30) of mixed
             traffic (reads, writes, watches opening and closing; gRPC and
