@@ -321,6 +321,51 @@ async fn an_acknowledged_create_survives_kill_9() {
 }
 
 #[tokio::test]
+async fn a_clean_stop_leaves_every_write_in_the_database_file_itself() {
+    // After SIGTERM the file alone, without its `-wal` and `-shm`, holds
+    // every acknowledged article: what an operator who copies it gets.
+    let (dir, db) = temp_dir();
+    let token = format!("alice={ALICE_TOKEN}");
+    let mut server =
+        ServerProcess::start(command_with(dir.path(), &db, &["--token", &token])).await;
+    // Enough concurrent writes that SQLite's own checkpoints have copied
+    // some of the log into the file, and the last commits are only in it.
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let mut client = connect(&server).await;
+        writers.push(tokio::spawn(async move {
+            for i in 0..100 {
+                create(
+                    &mut client,
+                    ALICE_TOKEN,
+                    &format!("stopped cleanly {w}-{i}"),
+                )
+                .await;
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.expect("the writer's creates are acknowledged");
+    }
+    server.signal("TERM");
+    let status = server.wait_exit().await;
+    assert!(status.success(), "exit 0 after SIGTERM, got {status:?}");
+
+    let copy = tempfile::tempdir().expect("temp dir is created");
+    let alone = copy.path().join("articles.db");
+    std::fs::copy(&db, &alone).expect("the database file is copied");
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&database_url(&alone))
+        .await
+        .expect("the copied file opens");
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM articles WHERE title LIKE 'stopped cleanly %'")
+            .fetch_one(&mut conn)
+            .await
+            .expect("the copied file is a complete database");
+    assert_eq!(n, 800, "every acknowledged article is in the file itself");
+}
+
+#[tokio::test]
 async fn twenty_acknowledged_creates_survive_kill_9() {
     let (dir, db) = temp_dir();
     let token = format!("alice={ALICE_TOKEN}");

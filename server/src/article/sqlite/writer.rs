@@ -253,10 +253,13 @@ pub(super) fn open_connection(path: &Path, memory: bool) -> anyhow::Result<Conne
     Ok(conn)
 }
 
-/// The handle callers queue ops on; the writer thread ends once the last
-/// handle is dropped and the queue is drained.
+/// The handle callers queue ops on. Dropping it ends the writer thread
+/// once the queue is drained, and waits for it: the writer's connection is
+/// closed (its last commits checkpointed into the database file) before the
+/// store is gone, so a process that stops cleanly leaves a complete file.
 pub(super) struct Writer {
-    queue: mpsc::Sender<Job>,
+    queue: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Writer {
@@ -268,22 +271,44 @@ impl Writer {
         busy_timeout: Duration,
     ) -> anyhow::Result<Self> {
         let (queue, rx) = mpsc::channel(WRITE_QUEUE);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(&conn, &shared, rx, busy_timeout))?;
-        Ok(Self { queue })
+            .spawn(move || {
+                run(&conn, &shared, rx, busy_timeout);
+                // Whether or not other connections are still open, the
+                // database file then holds every commit.
+                if let Err(err) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                    tracing::warn!(error = %err, "the SQLite writer could not checkpoint as it stopped");
+                }
+            })?;
+        Ok(Self {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
     }
 
     /// Queues `op` and waits for its own outcome.
     pub async fn write(&self, op: Op) -> StoreResult<Done> {
+        let queue = self.queue.as_ref().ok_or_else(stopped)?;
         let (reply, answer) = oneshot::channel();
         let job = Job {
             op,
             queued: Instant::now(),
             reply,
         };
-        self.queue.send(job).await.map_err(|_| stopped())?;
+        queue.send(job).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Nothing can be queued any more: the thread drains the queue
+        // (at most one batch is under way) and ends.
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
