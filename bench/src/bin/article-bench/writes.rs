@@ -35,7 +35,8 @@ use tokio::process::Command;
 
 use crate::{Ctx, TOKEN, step};
 
-pub const BEGIN: &str = "<!-- bench:writes:begin (written by `cargo xtask bench -- --only writes`) -->";
+pub const BEGIN: &str =
+    "<!-- bench:writes:begin (written by `cargo xtask bench -- --only writes`) -->";
 pub const END: &str = "<!-- bench:writes:end -->";
 
 /// The bar: 64 writers ≥ 5 × one writer.
