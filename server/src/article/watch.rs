@@ -217,6 +217,30 @@ impl ChangeFeed {
 
 impl Inner {
     async fn publish_new(&self) -> Result<(), ArticleError> {
+        // Nobody watching: `published` moves to the newest sequence without
+        // reading the changes. Safe for a watcher that subscribes meanwhile:
+        // it subscribes under the `published` lock, so with no receiver
+        // under that lock it does so later, and then reads a newest
+        // sequence at least `newest` (sequences only grow) and goes live
+        // only after it; what it resumes from before that it replays from
+        // the store.
+        if self.tx.receiver_count() == 0 {
+            let newest = self.store.sequence_bounds().await?.newest;
+            let skipped = {
+                let mut published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+                let none = self.tx.receiver_count() == 0;
+                if none {
+                    *published = (*published).max(newest);
+                }
+                none.then_some(*published)
+            };
+            if let Some(published) = skipped {
+                if let Err(err) = self.store.prune_changes(published).await {
+                    tracing::warn!(error = %err, "change log not pruned; tried again after the next commit");
+                }
+                return Ok(());
+            }
+        }
         loop {
             let from = *self.published.lock().unwrap_or_else(|e| e.into_inner());
             let changes = self.store.changes_after(from, PUBLISH_BATCH).await?;

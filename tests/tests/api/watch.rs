@@ -664,6 +664,53 @@ async fn resume_during_concurrent_writes_has_no_gap_and_no_duplicate() {
     );
 }
 
+/// With nobody watching, the feed skips reading the change log; the first
+/// watcher, opened while writes commit, still gets every change after the
+/// sequence its header names, in order, none missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_first_watcher_opened_during_concurrent_writes_gets_every_later_change() {
+    let server = TestServer::start().await;
+    let mut writer = server.client().await;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = done.clone();
+    let writes = tokio::spawn(async move {
+        let mut last = None;
+        for i in 0..200 {
+            last = Some(create_as_alice(&mut writer, &format!("f{i}"), &[]).await);
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        last.expect("200 articles")
+    });
+    // Open it once some creates have committed, while the rest go on.
+    let mut reader = server.client().await;
+    wait_for("the first creates", || {
+        done.load(std::sync::atomic::Ordering::Relaxed) >= 20
+    })
+    .await;
+    let response = tokio::time::timeout(TIMEOUT, reader.watch_articles(watch_request("", 0)))
+        .await
+        .expect("WatchArticles answers in time")
+        .expect("WatchArticles opens");
+    let live_from = sequence_header(&response);
+    let mut stream = response.into_inner();
+    let last = tokio::time::timeout(Duration::from_secs(120), writes)
+        .await
+        .expect("the writer finishes")
+        .expect("the writer succeeds");
+    let got = changes_until(&mut stream, |s| *s == created(&last)).await;
+    let sequences: Vec<i64> = got.iter().map(|(sequence, _)| *sequence).collect();
+    let expected: Vec<i64> = (live_from + 1..=live_from + sequences.len() as i64).collect();
+    assert_eq!(
+        sequences, expected,
+        "every change after {live_from}, in order"
+    );
+    assert!(
+        live_from > 0 && !sequences.is_empty(),
+        "opened while writes went on: live from {live_from}, {} changes",
+        sequences.len()
+    );
+}
+
 #[tokio::test]
 async fn resume_point_no_longer_retained_is_out_of_range() {
     let server = TestServer::start_with(|s| s.watch_retain = 1000).await;
