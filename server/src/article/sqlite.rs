@@ -29,12 +29,12 @@ use sqlx::{
 };
 use tokio::sync::Notify;
 
-use writer::{Done, Op, Shared, Writer};
+use writer::{Columns, Done, Op, Shared, Writer};
 pub use writer::{MAX_BATCH_BYTES, MAX_BATCH_OPS, WRITE_QUEUE, WriteStats};
 
 use super::{
     Article, ArticleDraft, ArticleError, ListQuery, Page,
-    rows::{self, now_micros, search_text},
+    rows::{self, now_micros},
     store::{ArticleStore, Change, ImportBatch, SequenceBounds, StoreResult},
 };
 
@@ -200,14 +200,15 @@ impl SqliteStore {
         draft: &ArticleDraft,
         now: i64,
     ) -> StoreResult<i64> {
+        let columns = Columns::of(draft);
         let rows = sqlx::query(CREATE)
             .bind(draft.title())
             .bind(draft.content())
             .bind(author)
-            .bind(draft.tags().join(","))
-            .bind(search_text(draft))
+            .bind(columns.tags)
+            .bind(columns.search_text)
             .bind(now)
-            .bind(json_array(draft.tags()))
+            .bind(columns.tags_json)
             .fetch_all(&mut **tx)
             .await
             .lite()?;

@@ -216,6 +216,15 @@ impl ChangeFeed {
 }
 
 impl Inner {
+    /// Once everything up to `published` is published: pruning is
+    /// housekeeping that the next commit tries again (on a full disk it
+    /// cannot run).
+    async fn prune(&self, published: i64) {
+        if let Err(err) = self.store.prune_changes(published).await {
+            tracing::warn!(error = %err, "change log not pruned; tried again after the next commit");
+        }
+    }
+
     async fn publish_new(&self) -> Result<(), ArticleError> {
         // Nobody watching: `published` moves to the newest sequence without
         // reading the changes. Safe for a watcher that subscribes meanwhile:
@@ -235,9 +244,7 @@ impl Inner {
                 none.then_some(*published)
             };
             if let Some(published) = skipped {
-                if let Err(err) = self.store.prune_changes(published).await {
-                    tracing::warn!(error = %err, "change log not pruned; tried again after the next commit");
-                }
+                self.prune(published).await;
                 return Ok(());
             }
         }
@@ -260,11 +267,7 @@ impl Inner {
                 // Pruning only what watchers have been sent keeps a live
                 // watcher gap-free however large one transaction is.
                 let published = *self.published.lock().unwrap_or_else(|e| e.into_inner());
-                // Everything is published; pruning is housekeeping that the
-                // next commit tries again (on a full disk it cannot run).
-                if let Err(err) = self.store.prune_changes(published).await {
-                    tracing::warn!(error = %err, "change log not pruned; tried again after the next commit");
-                }
+                self.prune(published).await;
                 return Ok(());
             }
         }

@@ -106,19 +106,20 @@ pub(super) enum Op {
     },
 }
 
-/// The stored forms of a draft's tags and text, made by the caller's task
-/// before the op is queued ([`Op::create`], [`Op::update`]), so the one
-/// writer thread does not spend its time on them.
+/// The stored forms of a draft's tags and text. For the writer's ops they
+/// are made by the caller's task before the op is queued ([`Op::create`],
+/// [`Op::update`]), so the one writer thread does not spend its time on
+/// them; an import makes them as it adds each article.
 pub(super) struct Columns {
     /// Comma-separated.
-    tags: String,
+    pub tags: String,
     /// A JSON array, for `json_each`.
-    tags_json: String,
-    search_text: String,
+    pub tags_json: String,
+    pub search_text: String,
 }
 
 impl Columns {
-    fn of(draft: &ArticleDraft) -> Self {
+    pub fn of(draft: &ArticleDraft) -> Self {
         Self {
             tags: draft.tags().join(","),
             tags_json: json_array(draft.tags()),
@@ -523,14 +524,16 @@ fn plain_pass(conn: &Connection, jobs: &[Job]) -> Pass {
         .is_some();
     let begin = conn.execute_batch("SAVEPOINT batch").and_then(|()| {
         if defer {
-            conn.execute_batch(DEFER_INDEX)?;
-            conn.query_row(NEWEST, [], |row| row.get(0))
+            conn.execute_batch(DEFER_INDEX)
         } else {
-            Ok(0)
+            Ok(())
         }
     });
     // The newest article already in the search index (when deferring).
-    let mut indexed: i64 = match begin.map_err(lite) {
+    let begun = begin
+        .map_err(lite)
+        .and_then(|()| if defer { newest(conn) } else { Ok(0) });
+    let mut indexed: i64 = match begun {
         Ok(id) => id,
         Err(err) => {
             return Pass::Done {
