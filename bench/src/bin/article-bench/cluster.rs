@@ -778,7 +778,7 @@ async fn versions() -> Vec<String> {
     versions
 }
 
-fn ms(v: f64) -> String {
+pub(crate) fn ms(v: f64) -> String {
     if v.is_nan() {
         "–".into()
     } else if v < 10.0 {

@@ -30,10 +30,14 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use article_bench::{process, procfs};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::process::Command;
 
-use crate::{Ctx, TOKEN, step};
+use crate::{
+    Ctx, TOKEN,
+    cluster::{WriteRun, ms},
+    step,
+};
 
 pub const BEGIN: &str =
     "<!-- bench:writes:begin (written by `cargo xtask bench -- --only writes`) -->";
@@ -66,20 +70,6 @@ pub struct WritesConfig {
 pub enum Build {
     Current,
     Baseline,
-}
-
-/// What `write-load` prints.
-#[derive(Clone, Debug, Deserialize)]
-struct LoadLine {
-    writers: usize,
-    seconds: f64,
-    acked: usize,
-    failed: usize,
-    acked_per_sec: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
-    first_error: Option<String>,
 }
 
 /// One measured run.
@@ -331,7 +321,7 @@ async fn measure(
     bytes: usize,
     writers: usize,
     name: &str,
-) -> anyhow::Result<(LoadLine, f64)> {
+) -> anyhow::Result<(WriteRun, f64)> {
     let mut cmd = process::command(ctx.bins.join("write-load"), ctx.load.cpus.as_deref());
     cmd.arg("--url")
         .arg(format!("http://{addr}"))
@@ -369,7 +359,7 @@ async fn measure(
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let last = text.trim().lines().last().unwrap_or_default();
-    let line: LoadLine =
+    let line: WriteRun =
         serde_json::from_str(last).with_context(|| format!("write-load printed {last:?}"))?;
     let cpu_ms = after.saturating_sub(before) as f64 * 1e3 / procfs::clock_ticks() as f64;
     Ok((line, cpu_ms))
@@ -456,16 +446,6 @@ fn targets(cfg: &WritesConfig, builds: &[(Build, &Path)], runs: &[WriteSample]) 
         }
     }
     out
-}
-
-fn ms(v: f64) -> String {
-    if v.is_nan() {
-        "–".into()
-    } else if v < 10.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.1}")
-    }
 }
 
 fn cpu(v: f64) -> String {
