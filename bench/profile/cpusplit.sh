@@ -16,6 +16,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 root=$(cd "$here/../.." && pwd)
 bin=$root/target/release
 peers=$root/target/peers/release
@@ -67,14 +69,7 @@ for round in $(seq "$rounds"); do
       [ "$server" = connect-rust-peer ] && exe=$peers/$server
       taskset -c 1 "$exe" "${args[@]}" >"$run/stdout" 2>"$run/stderr" &
       pid=$!
-      url=
-      for _ in $(seq 300); do
-        url=$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$run/stdout" | head -1)
-        [ -n "$url" ] && break
-        kill -0 "$pid" 2>/dev/null || { cat "$run/stderr" >&2; exit 1; }
-        sleep 0.1
-      done
-      [ -n "$url" ] || { echo "$server did not start" >&2; exit 1; }
+      wait_url "$pid" "$run" "$server"
       h=(-c 16 -m 1 -t 1 -d "$data/list_request.bin")
       if [ "$protocol" = web ]; then
         h+=(--h1 -H "content-type: application/grpc-web+proto" -H "x-grpc-web: 1")

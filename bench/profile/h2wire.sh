@@ -11,6 +11,8 @@
 # limit-server, tonic-floor). DIR defaults to target/bench, as percall.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 data=$here/../../target/bench
 server=$1 exe=$2
 shift 2
@@ -36,13 +38,6 @@ else
 fi
 "$exe" "${args[@]}" >"$run/stdout" 2>"$run/stderr" &
 pid=$!
-url=
-for _ in $(seq 300); do
-  url=$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$run/stdout" | head -1)
-  [ -n "$url" ] && break
-  kill -0 "$pid" 2>/dev/null || { cat "$run/stderr" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$url" ] || { echo "$server did not start" >&2; exit 1; }
+wait_url "$pid" "$run" "$server"
 nghttp -nv -m 3 -H 'content-type: application/grpc' -H 'te: trailers' \
   -d "$data/list_request.bin" "$url/article.v1.ArticleService/ListArticles"

@@ -18,6 +18,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 root=$(cd "$here/../.." && pwd)
 bin=$root/target/release
 peers=$root/target/peers/release
@@ -94,14 +96,8 @@ for server in $servers; do
     valgrind --tool=callgrind --callgrind-out-file="$run/callgrind.out" \
       "$exe" "${args[@]}" >"$run/stdout" 2>"$run/stderr" &
     pid=$!
-    url=
-    for _ in $(seq 600); do
-      url=$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$run/stdout" | head -1)
-      [ -n "$url" ] && break
-      kill -0 "$pid" 2>/dev/null || { cat "$run/stderr" >&2; exit 1; }
-      sleep 0.1
-    done
-    [ -n "$url" ] || { echo "$server did not start" >&2; exit 1; }
+    # Valgrind starts slowly.
+    wait_url "$pid" "$run" "$server" 60
     load "$url" "$protocol" "$warmup"
     callgrind_control -z "$pid" >/dev/null 2>&1
     # The request is acted on at the next basic block: the server is idle
